@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what locustfleet.triton needs on a Debian/Ubuntu machine into ./.venv.
+#   scripts/setup.sh          control node: ansible-core, requests, cryptography
+#   scripts/setup.sh --test   plus the test tools (pytest, Flask, the npm CLI and verifier)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=false
+[ "${1:-}" = "--test" ] && with_tests=true
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=(python3 python3-venv python3-pip openssh-client ca-certificates git)
+$with_tests && apt_packages+=(nodejs npm)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+# A node/npm that came from elsewhere (nvm, a base image) is fine as it is.
+if $with_tests && command -v node >/dev/null && command -v npm >/dev/null; then
+    missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+read -r -a missing <<<"${missing[*]}"
+if [ "${#missing[@]}" -gt 0 ]; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip==25.3
+if $with_tests; then
+    .venv/bin/python -m pip install -q -r tests/requirements.txt
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+else
+    .venv/bin/python -m pip install -q -r requirements.txt
+fi
+echo "locustfleet.triton: set up in $PWD/.venv"
