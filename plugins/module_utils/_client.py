@@ -1,0 +1,294 @@
+# -*- coding: utf-8 -*-
+# Copyright: locustfleet.triton contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# PRIVATE to the collection: may change without notice between releases.
+"""The CloudAPI client shared by every module, the inventory plugin and the idle watcher."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import threading
+import time
+import traceback
+
+try:
+    from urllib.parse import quote, urlencode
+except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
+    quote = urlencode = None
+
+from ._agent import find_agent_key
+from ._keys import KeyId, KeyProblem, find_private_key, load_private_key
+from ._signer import RequestSigner
+
+REQUESTS_IMPORT_ERROR = None
+try:
+    import requests
+except ImportError:  # pragma: no cover - reported by the caller with missing_required_lib
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+ACCEPT_VERSION = "~9||~8"
+USER_AGENT = "locustfleet.triton/0.1.0"
+PAGE_LIMIT = 1000  # CloudAPI's maximum page size for ListMachines
+MAX_SKEW = 300  # seconds CloudAPI tolerates between our Date header and its clock
+RETRY_STATUSES = (429, 503)
+
+
+class CloudAPIError(Exception):
+    """A failed CloudAPI call. ``str()`` is one line: what failed, what CloudAPI said, its request id.
+
+    ``maybe_committed`` is true when a non-idempotent request may have reached the server before
+    the connection broke: the caller must find out what happened instead of repeating it.
+    """
+
+    def __init__(self, message, status=None, code=None, request_id=None, errors=None, maybe_committed=False):
+        super(CloudAPIError, self).__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.errors = errors or []
+        self.maybe_committed = maybe_committed
+
+    def to_dict(self):
+        return {"status": self.status, "code": self.code, "message": self.message,
+                "request_id": self.request_id, "errors": self.errors}
+
+
+class Response(object):
+    def __init__(self, status, data, headers):
+        self.status = status
+        self.data = data
+        self.headers = headers
+
+
+def encode_query(params):
+    """Encode a query string once, in the form requests leaves untouched, so the signed target is what is sent."""
+    if not params:
+        return ""
+    pairs = [(k, _query_value(v)) for k, v in sorted(params.items()) if v is not None]
+    return urlencode(pairs, quote_via=quote, safe="")
+
+
+def _query_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def find_key(config):
+    """The signing key for ``config``: private_key_path, else ssh-agent, else ~/.ssh."""
+    if config.private_key_path:
+        key = load_private_key(config.private_key_path, config.private_key_passphrase)
+        if config.key_id and not KeyId(config.key_id).matches(key.blob):
+            raise KeyProblem("private_key_path %s has fingerprint %s, which is not key_id %s"
+                             % (key.source, key.fingerprint, config.key_id))
+        return key
+    key_id = KeyId(config.key_id)
+    key = find_agent_key(key_id) or find_private_key(key_id, passphrase=config.private_key_passphrase)
+    if key is None:
+        raise KeyProblem("no SSH key with fingerprint %s in ssh-agent or ~/.ssh: load it with ssh-add or set "
+                         "private_key_path" % key_id)
+    return key
+
+
+class CloudAPIClient(object):
+    """Signed JSON requests to CloudAPI with bounded, jittered retries.
+
+    Retries 429 and 503 (honouring Retry-After) and connection failures, until ``retries``
+    extra attempts or ``retry_budget`` seconds are used up. A POST whose connection broke
+    after it was sent is not repeated (see CloudAPIError.maybe_committed).
+    """
+
+    def __init__(self, config, key=None, session=None, retry_budget=60.0, backoff_base=0.5, backoff_cap=8.0,
+                 sleep=time.sleep, clock=time.time):
+        if REQUESTS_IMPORT_ERROR:
+            raise KeyProblem("the Python library 'requests' is required to talk to CloudAPI")
+        self.config = config
+        self.signer = RequestSigner(config.account, key or find_key(config), config.user)
+        self.session = session or requests.Session()
+        self.retry_budget = retry_budget
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random.Random()
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    # -- public API -------------------------------------------------------------------------------------
+
+    def get(self, path, query=None):
+        return self.request("GET", path, query=query).data
+
+    def post(self, path, body=None, query=None, idempotent=False):
+        return self.request("POST", path, query=query, body=body, idempotent=idempotent).data
+
+    def put(self, path, body=None):
+        return self.request("PUT", path, body=body).data
+
+    def delete(self, path, query=None):
+        return self.request("DELETE", path, query=query).data
+
+    def account_path(self, *parts):
+        """'/ACCOUNT/machines/ID' style paths, each part URL-quoted."""
+        return "/" + "/".join(quote(str(p), safe="") for p in (self.config.account,) + parts)
+
+    def list_all(self, path, query=None, limit=PAGE_LIMIT):
+        """Every item of a limit/offset paged list (ListMachines), one request per ``limit`` items."""
+        query = dict(query or {})
+        items, offset = [], 0
+        while True:
+            query.update(limit=limit, offset=offset)
+            response = self.request("GET", path, query=query)
+            page = response.data or []
+            items.extend(page)
+            count = _int_header(response.headers, "x-resource-count", len(page))
+            if count < limit or not page:
+                return items
+            offset += limit
+
+    def request(self, method, path, query=None, body=None, idempotent=None):
+        """Send one logical request; returns a Response or raises CloudAPIError."""
+        if idempotent is None:
+            idempotent = method != "POST"
+        target = path + ("?" + encode_query(query) if query else "")
+        deadline = self._clock() + self.retry_budget
+        attempt = 0
+        while True:
+            attempt += 1
+            error, retry_after = self._attempt(method, target, body, idempotent)
+            if isinstance(error, Response):
+                return error
+            delay = self._backoff(attempt, retry_after)
+            if attempt > self.config.retries or self._clock() + delay > deadline:
+                raise error
+            self._sleep(delay)
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _attempt(self, method, target, body, idempotent):
+        """One HTTP exchange: (Response, None) on success, else (CloudAPIError, retry_after or None).
+
+        A non-retryable failure raises at once.
+        """
+        headers = {
+            "Accept": "application/json",
+            "Accept-Version": ACCEPT_VERSION,
+            "User-Agent": USER_AGENT,
+        }
+        headers.update(self.signer.headers(method, target))
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode("ascii")
+        with self._lock:
+            self.calls += 1
+        try:
+            reply = self.session.request(method, self.config.url + target, data=data, headers=headers,
+                                         timeout=(min(10, self.config.timeout), self.config.timeout),
+                                         verify=not self.config.insecure, allow_redirects=False)
+        except requests.exceptions.RequestException as exc:
+            sent = not _never_sent(exc)
+            reason = _connection_reason(exc)
+            if sent and not idempotent:
+                raise CloudAPIError("%s %s: connection lost after the request was sent (%s); it may or may not "
+                                    "have taken effect" % (method, _path_only(target), reason),
+                                    maybe_committed=True)
+            return CloudAPIError("%s %s: cannot reach CloudAPI at %s (%s)"
+                                 % (method, _path_only(target), self.config.url, reason)), None
+        if reply.status_code < 400:
+            return Response(reply.status_code, _json_or_none(reply), reply.headers), None
+        error = self._error_from(method, target, reply)
+        if reply.status_code in RETRY_STATUSES:
+            return error, _retry_after(reply.headers.get("Retry-After"))
+        raise error
+
+    def _backoff(self, attempt, retry_after):
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
+        delay = ceiling / 2 + self._random.uniform(0, ceiling / 2)
+        return max(delay, retry_after or 0)
+
+    def _error_from(self, method, target, reply):
+        data = _json_or_none(reply)
+        data = data if isinstance(data, dict) else {}
+        code = data.get("code") or reply.reason
+        message = data.get("message") or (reply.text or "").strip()[:200] or reply.reason
+        request_id = reply.headers.get("Request-Id") or reply.headers.get("x-request-id")
+        text = "%s %s: CloudAPI said %s %s: %s" % (method, _path_only(target), reply.status_code, code, message)
+        if reply.status_code in (400, 401):
+            hint = self._auth_hint(reply, message)
+            if hint:
+                text += " (%s)" % hint
+        if request_id:
+            text += " [request id %s]" % request_id
+        return CloudAPIError(text, status=reply.status_code, code=code, request_id=request_id,
+                             errors=data.get("errors"))
+
+    def _auth_hint(self, reply, message):
+        skew = _skew(reply.headers.get("Date"), self._clock())
+        if "clock skew" in message or (skew is not None and abs(skew) > MAX_SKEW):
+            return ("this machine's clock is %s CloudAPI's by %s s, more than the %d s it allows: sync the clock"
+                    % ("behind" if (skew or 0) > 0 else "ahead of", abs(int(skew or 0)), MAX_SKEW))
+        if reply.status_code == 401:
+            return "signed as %s with %s" % (self.signer.key_id, self.signer.key.source)
+        return None
+
+
+def _int_header(headers, name, default):
+    try:
+        return int(headers.get(name))
+    except (TypeError, ValueError):
+        return default
+
+
+def _json_or_none(reply):
+    if not reply.content:
+        return None
+    try:
+        return reply.json()
+    except ValueError:
+        return None
+
+
+def _retry_after(value):
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _skew(date_header, now):
+    """Seconds the server's Date is ahead of our clock (None when unknown)."""
+    if not date_header:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(date_header).timestamp() - now
+    except (TypeError, ValueError):
+        return None
+
+
+def _path_only(target):
+    return target.split("?", 1)[0]
+
+
+def _never_sent(exc):
+    """True when the request provably never reached the server (connect failed or timed out)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        name = type(reason).__name__
+        return name in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
+    return False
+
+
+def _connection_reason(exc):
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    text = str(reason or exc)
+    return text.split(": ", 1)[-1] if len(text) > 160 else text
