@@ -11,16 +11,15 @@ with_tests=false
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(python3 python3-venv python3-pip openssh-client ca-certificates git)
-$with_tests && apt_packages+=(nodejs npm)
+if $with_tests; then
+    apt_packages+=(shellcheck)
+    # A node/npm that came from elsewhere (nvm, a base image) is fine as it is.
+    command -v node >/dev/null && command -v npm >/dev/null || apt_packages+=(nodejs npm)
+fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
-# A node/npm that came from elsewhere (nvm, a base image) is fine as it is.
-if $with_tests && command -v node >/dev/null && command -v npm >/dev/null; then
-    missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
-fi
-read -r -a missing <<<"${missing[*]}"
 if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -118,7 +118,7 @@ class AgentClient(object):
         kind, reader = self._call(SSH_AGENTC_REQUEST_IDENTITIES, b"")
         if kind != SSH_AGENT_IDENTITIES_ANSWER:
             raise AgentError("ssh-agent refused to list its keys")
-        return [(reader.string(), reader.string().decode("utf-8", "replace")) for _ in range(reader.uint32())]
+        return [(reader.string(), reader.string().decode("utf-8", "replace")) for dummy in range(reader.uint32())]
 
     def sign(self, blob, data):
         """Return (algorithm, signature bytes) in the encoding http-signature expects."""

@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -17,10 +18,10 @@ from support.sshkeys import make_key
 def agent(tmp_path):
     sock = str(tmp_path / "agent.sock")
     proc = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
+    for dummy in range(100):
         if os.path.exists(sock):
             break
-        subprocess.run(["sleep", "0.05"])
+        time.sleep(0.05)
     yield sock
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=5)

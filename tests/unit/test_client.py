@@ -108,18 +108,21 @@ def server(key):
 
 
 def make_client(server_or_url, key, retries=5, **kwargs):
+    """A client whose backoff sleeps are recorded in ``client.sleeps`` instead of slept."""
+    client_sleeps = []
     url = server_or_url if isinstance(server_or_url, str) else server_or_url.url
     config = CloudAPIConfig(url=url, account="jdoe", key_id=key.fingerprint, retries=retries, timeout=5)
-    sleeps = []
-    client = CloudAPIClient(config, key=key, sleep=sleeps.append, **kwargs)
-    return client, sleeps
+    client = CloudAPIClient(config, key=key, sleep=client_sleeps.append, **kwargs)
+    client.sleeps = client_sleeps
+    return client
 
 
 def test_signed_target_includes_the_query_string_exactly_as_sent(server, key):
     server.default = (200, [], None)
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     client.get("/jdoe/machines", {"tag.role": "web worker", "name": "a/b&c", "tombstone": True})
-    method, path, _, headers = server.seen[0]
+    method, path, body, headers = server.seen[0]
+    assert method == "GET" and body == b""
     assert path == "/jdoe/machines?name=a%2Fb%26c&tag.role=web%20worker&tombstone=true"
     assert headers["Accept-Version"] == "~9||~8"
     assert headers["Accept"] == "application/json"
@@ -128,14 +131,16 @@ def test_signed_target_includes_the_query_string_exactly_as_sent(server, key):
 def test_429_is_retried_after_retry_after(server, key):
     server.script = [(429, {"code": "TooManyRequests", "message": "slow down"}, {"Retry-After": "2"})]
     server.default = (200, {"ok": 1}, None)
-    client, sleeps = make_client(server, key)
+    client = make_client(server, key)
+    sleeps = client.sleeps
     assert client.get("/jdoe") == {"ok": 1}
     assert len(server.seen) == 2 and sleeps and sleeps[0] >= 2
 
 
 def test_backoff_grows_exponentially_with_jitter_and_gives_up_with_the_last_error(server, key):
     server.default = (503, {"code": "ServiceUnavailable", "message": "maintenance"}, {"Request-Id": "rid-503"})
-    client, sleeps = make_client(server, key, retries=4, backoff_base=0.5, backoff_cap=100)
+    client = make_client(server, key, retries=4, backoff_base=0.5, backoff_cap=100)
+    sleeps = client.sleeps
     with pytest.raises(CloudAPIError) as error:
         client.get("/jdoe/machines")
     assert len(server.seen) == 5
@@ -159,7 +164,7 @@ def test_total_retry_budget_bounds_the_retries(server, key):
 def test_other_errors_are_not_retried_and_read_as_one_line(server, key):
     server.default = (409, {"code": "ValidationFailed", "message": "Invalid machine name",
                             "errors": [{"field": "alias", "code": "Duplicate"}]}, {"Request-Id": "r-1"})
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     with pytest.raises(CloudAPIError) as error:
         client.post("/jdoe/machines", {"name": "dup"})
     assert len(server.seen) == 1
@@ -172,7 +177,7 @@ def test_other_errors_are_not_retried_and_read_as_one_line(server, key):
 def test_dropped_get_is_retried(server, key):
     server.script = [drop]
     server.default = (200, {"id": "x"}, None)
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     assert client.get("/jdoe/machines/x") == {"id": "x"}
     assert len(server.seen) == 2
 
@@ -180,7 +185,7 @@ def test_dropped_get_is_retried(server, key):
 def test_dropped_post_is_not_repeated(server, key):
     server.script = [drop]
     server.default = (201, {"id": "x"}, None)
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     with pytest.raises(CloudAPIError) as error:
         client.post("/jdoe/machines", {"name": "web-1"})
     assert error.value.maybe_committed is True
@@ -191,7 +196,7 @@ def test_dropped_post_is_not_repeated(server, key):
 def test_dropped_idempotent_post_is_retried(server, key):
     server.script = [drop]
     server.default = (202, None, None)
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     client.post("/jdoe/machines/x", {"action": "stop"}, idempotent=True)
     assert len(server.seen) == 2
 
@@ -200,7 +205,8 @@ def test_refused_connection_is_retried_even_for_post(key):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client, sleeps = make_client("http://127.0.0.1:%d" % port, key, retries=2)
+    client = make_client("http://127.0.0.1:%d" % port, key, retries=2)
+    sleeps = client.sleeps
     with pytest.raises(CloudAPIError) as error:
         client.post("/jdoe/machines", {"name": "web-1"})
     assert len(sleeps) == 2 and not error.value.maybe_committed
@@ -209,17 +215,17 @@ def test_refused_connection_is_retried_even_for_post(key):
 
 def test_paging_fetches_2500_items_in_three_calls(server, key):
     server.default = pages(2500)
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     items = client.list_all("/jdoe/machines", {"tag.role": "worker"})
     assert [item["id"] for item in items] == list(range(2500))
-    offsets = [re.search(r"offset=(\d+)", path).group(1) for _, path, _, _ in server.seen]
-    assert offsets == ["0", "1000", "2000"]
-    assert all("tag.role=worker" in path and "limit=1000" in path for _, path, _, _ in server.seen)
+    paths = [seen[1] for seen in server.seen]
+    assert [re.search(r"offset=(\d+)", path).group(1) for path in paths] == ["0", "1000", "2000"]
+    assert all("tag.role=worker" in path and "limit=1000" in path for path in paths)
 
 
 def test_exact_page_multiple_needs_one_more_empty_page(server, key):
     server.default = pages(2000)
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     assert len(client.list_all("/jdoe/machines")) == 2000
     assert len(server.seen) == 3
 
@@ -228,7 +234,7 @@ def test_clock_skew_is_named(server, key):
     far_future = email.utils.formatdate(time.time() + 3600, usegmt=True)
     server.default = (401, {"code": "InvalidCredentials", "message": "Invalid authorization credentials supplied"},
                       {"Date": far_future, "Request-Id": "r-skew"})
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     with pytest.raises(CloudAPIError) as error:
         client.get("/jdoe")
     assert "this machine's clock is behind CloudAPI's by 3" in str(error.value)
@@ -238,6 +244,6 @@ def test_clock_skew_is_named(server, key):
 def test_bad_credentials_say_which_key_signed(server, key):
     server.default = (401, {"code": "InvalidCredentials", "message": "Invalid authorization credentials supplied"},
                       None)
-    client, _ = make_client(server, key)
+    client = make_client(server, key)
     with pytest.raises(CloudAPIError, match=r"signed as /jdoe/keys/%s with .*id_rsa" % key.fingerprint):
         client.get("/jdoe")
