@@ -1,0 +1,15 @@
+"""Machine backends.  `make_backend(name, **options)` builds one by name."""
+
+from .base import BackendEvents, MachineBackend
+
+BACKENDS = ("memory",)
+
+
+def make_backend(name, provision_delay, action_delay=None):
+    if name == "memory":
+        from .memory import MemoryBackend
+        return MemoryBackend(provision_delay=provision_delay, action_delay=action_delay)
+    raise ValueError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
+
+
+__all__ = ["BackendEvents", "MachineBackend", "make_backend", "BACKENDS"]

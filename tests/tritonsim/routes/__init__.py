@@ -1,0 +1,12 @@
+"""URL rules.  Each rule's endpoint is CloudAPI's route name, which is what
+/__sim/stats counts by (POST /:login/machines/:id is renamed per action)."""
+
+from . import account, catalog, machine_metadata, machine_tags, machines, simctl
+
+MODULES = (account, catalog, machines, machine_tags, machine_metadata, simctl)
+
+
+def register(app):
+    for module in MODULES:
+        for rule, name, methods, view in module.ROUTES:
+            app.add_url_rule(rule, endpoint=name, view_func=view, methods=methods)

@@ -1,0 +1,60 @@
+"""Everything one tritonsim instance is made of, wired together."""
+
+from . import seed
+from .accounts import build_account
+from .backends import BackendEvents, make_backend
+from .faults import Faults
+from .images import ImageService
+from .machines import MachineService
+from .stats import Stats
+from .store import Store
+from .throttle import Throttle
+
+
+class _Events(BackendEvents):
+    """Routes backend reports to the services."""
+
+    def __init__(self, machines, images):
+        self._machines = machines
+        self._images = images
+
+    def machine_provisioned(self, machine_id, nics, compute_node):
+        self._machines.on_provisioned(machine_id, nics, compute_node)
+
+    def machine_provision_failed(self, machine_id, reason):
+        self._machines.on_provision_failed(machine_id, reason)
+
+    def machine_action_done(self, machine_id, action, state, success=True):
+        self._machines.on_action_done(machine_id, action, state, success)
+
+    def machine_state(self, machine_id, state):
+        self._machines.on_state(machine_id, state)
+
+    def image_done(self, image_id, success, error=None):
+        self._images.on_done(image_id, success, error)
+
+
+class Sim:
+    def __init__(self, config):
+        self.config = config
+        self.datacenter = config.datacenter
+        self.account = build_account(config.account, config.keys, config.users)
+        self.accounts = {self.account.login: self.account}
+        self.faults = Faults(config.faults, seed=config.seed)
+        self.throttle = Throttle(*config.throttle) if config.throttle else None
+        self.stats = Stats()
+        self.store = Store(config.data_dir)
+        self.store.seed_catalog(seed.IMAGES, seed.PACKAGES, seed.NETWORKS)
+        self.backend = make_backend(config.backend, config.provision_delay, config.action_delay)
+        self.machines = MachineService(self.store, self.backend, self.account, self.faults)
+        self.images = ImageService(self.store, self.backend, self.account, self.machines)
+        self.backend.bind(_Events(self.machines, self.images))
+
+    def resume(self):
+        """Continue operations a previous run left unfinished."""
+        self.machines.resume_all()
+        self.images.resume_all()
+
+    def close(self):
+        self.backend.close()
+        self.store.close()
