@@ -164,16 +164,7 @@ class TritonSimProcess:
         return self.start()
 
 
-@pytest.fixture
-def tritonsim_factory(tmp_path_factory):
-    """Returns start(**options) -> TritonSimProcess.
-
-    Options: account="testacct", key_type="rsa"|"ecdsa"|"ed25519"|None (no account key),
-    extra_keys=[kinds],
-    users=[logins] or {login: kind}, provision_delay=0.2, action_delay=None,
-    throttle="off" (or "RATE:BURST"), faults={kind: value}, seed=None, port=0,
-    extra_args=[...].
-    """
+def _factory(tmp_path_factory):
     started = []
 
     def start(account="testacct", key_type="rsa", extra_keys=(), users=(), provision_delay=0.2,
@@ -205,11 +196,38 @@ def tritonsim_factory(tmp_path_factory):
         started.append(sim)
         return sim.start()
 
+    def stop_all():
+        problems = []
+        for sim in started:
+            if not sim.stopped:
+                code = sim.stop()
+                if code != 0:
+                    problems.append(f"tritonsim exited with {code}; log:\n{sim.log_path.read_text()}")
+        assert not problems, "\n".join(problems)
+
+    return start, stop_all
+
+
+@pytest.fixture
+def tritonsim_factory(tmp_path_factory):
+    """Returns start(**options) -> TritonSimProcess; every instance is stopped at teardown.
+
+    Options: account="testacct", key_type="rsa"|"ecdsa"|"ed25519"|None (no account key),
+    extra_keys=[kinds], users=[logins] or {login: kind}, provision_delay=0.2,
+    action_delay=None, throttle="off" (or "RATE:BURST"), faults={kind: value},
+    seed=None, port=0, extra_args=[...].
+    """
+    start, stop_all = _factory(tmp_path_factory)
     yield start
-    for sim in started:
-        if not sim.stopped:
-            code = sim.stop()
-            assert code == 0, f"tritonsim exited with {code}; log:\n{sim.log_path.read_text()}"
+    stop_all()
+
+
+@pytest.fixture(scope="module")
+def tritonsim_module_factory(tmp_path_factory):
+    """Like tritonsim_factory, for instances shared by the tests of one module."""
+    start, stop_all = _factory(tmp_path_factory)
+    yield start
+    stop_all()
 
 
 @pytest.fixture

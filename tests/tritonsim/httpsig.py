@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime as dt
 import email.utils
+import re
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -109,9 +110,14 @@ def _split_scheme(authz):
     return scheme, rest
 
 
-def _parse_modern(req):
-    authz = req.headers["authorization"]
-    scheme, rest = _split_scheme(authz)
+# The common case (only quoted values) parses the same as the state machine below.
+_QUOTED_PARAMS = re.compile(r'[A-Za-z]+="[^"]*"(?:,[A-Za-z]+="[^"]*")*')
+_QUOTED_PARAM = re.compile(r'([A-Za-z]+)="([^"]*)"')
+
+
+def _modern_params(rest):
+    if _QUOTED_PARAMS.fullmatch(rest):
+        return dict(_QUOTED_PARAM.findall(rest))
     params = {}
     name, value, state = "", "", "name"
     for c in rest:
@@ -148,7 +154,13 @@ def _parse_modern(req):
                 name, state = "", "name"
             else:
                 raise SignatureHeaderError("bad param format")
+    return params
 
+
+def _parse_modern(req):
+    authz = req.headers["authorization"]
+    scheme, rest = _split_scheme(authz)
+    params = _modern_params(rest)
     signed = params.get("headers")
     signed = signed.split(" ") if signed else [_date_header_name(req.headers)]
     if scheme != "Signature":

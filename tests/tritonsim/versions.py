@@ -6,6 +6,7 @@ comparators (``>=7.2.0 <9``), hyphen ranges (``7.0.0 - 8``) and ``||``
 alternatives.  Pre-release tags are not supported (CloudAPI has none).
 """
 
+import functools
 import re
 
 _PARTIAL = re.compile(r"^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?$")
@@ -142,8 +143,9 @@ class Range:
                    for comparators in self.sets)
 
 
+@functools.lru_cache(maxsize=256)
 def negotiate(range_text, versions):
-    """Highest of `versions` that `range_text` admits, or None (also for bad syntax)."""
+    """Highest of `versions` (a tuple) that `range_text` admits, or None (also for bad syntax)."""
     try:
         rng = Range(range_text)
     except InvalidRange:
