@@ -41,7 +41,22 @@ def mount_overlay(lowerdir, machine_dir):
 
 
 def unmount_overlay(machine_dir):
-    fsutil.unmount_all_under(paths(machine_dir)["rootfs"])
+    root = paths(machine_dir)["rootfs"]
+    if fsutil.is_mountpoint(root):
+        remove_stale_nspawn_lock(root)
+    fsutil.unmount_all_under(root)
+
+
+NSPAWN_LOCKS = "/run/systemd/nspawn/locks"
+
+
+def remove_stale_nspawn_lock(root):
+    """nspawn's per-tree lock (inode-DEV:INO) stays behind when nspawn is killed."""
+    try:
+        st = os.stat(root)
+    except OSError:
+        return
+    fsutil.remove_if_unlocked(os.path.join(NSPAWN_LOCKS, "inode-%d:%d" % (st.st_dev, st.st_ino)))
 
 
 def prepare_root(root, hostname, authorized_keys):
@@ -61,7 +76,11 @@ def prepare_root(root, hostname, authorized_keys):
 
 
 def nspawn_command(m, root, metadata_dir):
+    # nsenter first: nspawn mounts the guest's /sys before it joins the netns given by
+    # --network-namespace-path, so /sys/class/net would show the host's interfaces;
+    # started inside the netns already, the guest sees its own eth0 there too.
     return [
+        which("nsenter") or "nsenter", "--net=/run/netns/" + m["netns"], "--",
         which("systemd-nspawn") or "systemd-nspawn",
         "--quiet",
         "-D", root,

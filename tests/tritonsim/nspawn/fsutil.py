@@ -90,6 +90,25 @@ def file_lock(path):
         os.close(fd)
 
 
+def remove_if_unlocked(path):
+    """Delete a lock file unless some process holds a flock on it."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)
+    return True
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)

@@ -76,6 +76,10 @@ def release_path(path):
     if not os.path.exists(marker):
         return
     with lock():
+        locks = os.path.join(path, "locks")
+        if os.path.isdir(locks):  # systemd-nspawn's lock files of killed containers
+            for name in os.listdir(locks):
+                fsutil.remove_if_unlocked(os.path.join(locks, name))
         if os.path.isdir(path) and not _empty_tree(path):
             return
         if os.path.isdir(path) and fsutil.mounts_under(path):

@@ -1,0 +1,120 @@
+"""Helpers for the real-host tests: SSH, callback recorder, host snapshots, waits."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+from tritonsim.nspawn import fsutil  # noqa: E402
+from tritonsim.nspawn.cmd import check_prerequisites  # noqa: E402
+from tritonsim.nspawn.errors import PrerequisiteError  # noqa: E402
+
+NSPAWN_TOOLS = ["systemd-nspawn", "debootstrap", "iptables", "ip", "ssh", "ssh-keygen"]
+
+
+def hosts_unavailable():
+    if os.geteuid() != 0:
+        return "real-host tests need root (overlay mounts, netns, bridge, iptables)"
+    try:
+        check_prerequisites(NSPAWN_TOOLS)
+    except PrerequisiteError as e:
+        return str(e)
+    return None
+
+
+class Ssh:
+    def __init__(self, key):
+        self.key = str(key)
+
+    def run(self, ip, command, check=True, timeout=60):
+        args = ["ssh", "-i", self.key, "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@" + ip, command]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+        if check and res.returncode != 0:
+            raise AssertionError("ssh %s %r -> %d\nstdout: %s\nstderr: %s"
+                                 % (ip, command, res.returncode, res.stdout, res.stderr))
+        return res
+
+    def out(self, ip, command, **kw):
+        return self.run(ip, command, **kw).stdout.strip()
+
+
+class Events:
+    """Records on_state callbacks; wait_for() blocks until a matching one arrives."""
+
+    def __init__(self):
+        self.items = []
+        self.cond = threading.Condition()
+
+    def __call__(self, machine_id, state, info):
+        with self.cond:
+            self.items.append((machine_id, state, dict(info)))
+            self.cond.notify_all()
+
+    def of(self, machine_id):
+        with self.cond:
+            return [(s, i) for m, s, i in self.items if m == machine_id]
+
+    def wait_for(self, machine_id, state, timeout=60, **match):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for m, s, i in self.items:
+                    if m == machine_id and s == state and all(i.get(k) == v
+                                                              for k, v in match.items()):
+                        return i
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no %s %s %s within %ss; got %s"
+                                         % (machine_id, state, match, timeout, self.items))
+                self.cond.wait(left)
+
+    def clear(self):
+        with self.cond:
+            self.items.clear()
+
+
+def host_snapshot():
+    """What cleanup must leave as it found: netns, links, mounts, iptables, ip_forward."""
+    def out(*args):
+        return subprocess.run(args, capture_output=True, text=True).stdout
+    links = sorted(line.split(":")[1].strip().split("@")[0]
+                   for line in out("ip", "-o", "link", "show").splitlines())
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forward = f.read().strip()
+    return {
+        "netns": sorted(out("ip", "netns", "list").split()),
+        "links": links,
+        "mounts": sorted("%s %s" % (m, t) for m, t, _ in fsutil.mounts()),
+        "iptables_nat": out("iptables", "-w", "-t", "nat", "-S"),
+        "iptables_filter": out("iptables", "-w", "-t", "filter", "-S"),
+        "ip_forward": forward,
+        "run_netns": os.path.exists("/run/netns"),
+        "run_systemd_nspawn": os.path.exists("/run/systemd/nspawn"),
+        "nspawn_procs": sorted(p for p in os.listdir("/proc") if p.isdigit()
+                               and any("TRITONSIM_NSPAWN" in a for a in fsutil.pid_cmdline(int(p)))),
+    }
+
+
+def rm_state_dir(path):
+    """Remove a test's state/image dir (never crossing into a mount)."""
+    if os.path.exists(path):
+        fsutil.safe_rmtree(str(path))
+
+
+def wait_until(predicate, timeout=30, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
