@@ -1,0 +1,237 @@
+"""Parts of tritonsim.nspawn that need no container: subnet choice, mdata-get, mirror
+parsing, image snapshot atomicity and identity reset, prerequisite errors, CLI."""
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hostutil import TESTS_DIR
+from tritonsim.nspawn import HostError, PrerequisiteError, check_prerequisites
+from tritonsim.nspawn import image, network
+from tritonsim.nspawn.manager import hostname_for
+
+GUEST = os.path.join(TESTS_DIR, "tritonsim", "nspawn", "guest")
+N = ipaddress.ip_network
+
+
+# ------------------------------------------------------------------ subnet choice
+
+def test_default_subnet_when_free():
+    assert network.choose_subnet(None, [N("192.0.2.0/24")]) == N("10.213.0.0/24")
+
+
+def test_next_free_24_when_default_is_taken():
+    used = [N("10.213.0.0/24"), N("10.213.1.0/25"), N("10.213.2.7/32")]
+    assert network.choose_subnet(None, used) == N("10.213.3.0/24")
+
+
+def test_wider_route_pushes_to_next_block():
+    assert network.choose_subnet(None, [N("10.213.0.0/16")]) == N("10.214.0.0/24")
+
+
+def test_no_free_subnet_is_an_error():
+    with pytest.raises(HostError, match="no free private /24"):
+        network.choose_subnet(None, [N("10.0.0.0/8")])
+
+
+def test_explicit_subnet_colliding_is_an_error_not_replaced():
+    with pytest.raises(HostError, match="collides with 10.0.0.0/8"):
+        network.choose_subnet("10.50.0.0/24", [N("10.0.0.0/8")])
+    with pytest.raises(HostError, match="private"):
+        network.choose_subnet("8.8.8.0/24", [])
+    assert network.choose_subnet("172.31.250.0/24", [N("10.0.0.0/8")]) == N("172.31.250.0/24")
+
+
+@pytest.mark.skipif(not shutil.which("ip") and not os.path.exists("/usr/sbin/ip"),
+                    reason="iproute2 missing")
+def test_choice_on_this_host_avoids_its_addresses_routes_and_dns():
+    used = network.used_networks()
+    assert used, "expected at least one address or route on this host"
+    chosen = network.choose_subnet(None, used)
+    assert not any(u.overlaps(chosen) for u in used)
+
+
+# ------------------------------------------------------------------ mdata-get / mdata-list
+
+def _mdata(tmp_path, *args, doc=None, prog="mdata-get"):
+    path = tmp_path / "metadata.json"
+    if doc is not None:
+        path.write_text(json.dumps(doc))
+    env = dict(os.environ, TRITONSIM_METADATA=str(path))
+    return subprocess.run([sys.executable, os.path.join(GUEST, prog), *args],
+                          capture_output=True, text=True, env=env)
+
+
+DOC = {"customer": {"role": "master", "n": 3, "flag": True, "multi": "a\nb\n"},
+       "sdc": {"sdc:uuid": "u-1", "sdc:nics": [{"ip": "10.213.0.2", "primary": True}]}}
+
+
+def test_mdata_get_values_and_exit_codes(tmp_path):
+    r = _mdata(tmp_path, "role", doc=DOC)
+    assert (r.returncode, r.stdout) == (0, "master\n")
+    assert _mdata(tmp_path, "n").stdout == "3\n"
+    assert _mdata(tmp_path, "flag").stdout == "true\n"
+    assert _mdata(tmp_path, "multi").stdout == "a\nb\n"  # no extra newline
+    assert _mdata(tmp_path, "sdc:uuid").stdout == "u-1\n"
+    assert json.loads(_mdata(tmp_path, "sdc:nics").stdout)[0]["ip"] == "10.213.0.2"
+    r = _mdata(tmp_path, "nope")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "No metadata for 'nope'\n")
+    assert _mdata(tmp_path, "sdc:nope").returncode == 1
+    assert _mdata(tmp_path, "sdc:uuid"[4:]).returncode == 1  # customer "uuid" != sdc:uuid
+    assert _mdata(tmp_path).returncode == 3
+    os.unlink(tmp_path / "metadata.json")
+    assert _mdata(tmp_path, "role").returncode == 2
+
+
+def test_mdata_list_lists_customer_keys_only(tmp_path):
+    r = _mdata(tmp_path, doc=DOC, prog="mdata-list")
+    assert r.returncode == 0 and r.stdout.split() == ["flag", "multi", "n", "role"]
+
+
+# ------------------------------------------------------------------ mirror, names
+
+def test_debian_mirror_from_deb822_skips_security(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRITONSIM_DEBIAN_MIRROR", raising=False)
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n\nTypes: deb\n# comment\nURIs: http://mirror.example/debian\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n")
+    assert image.debian_mirror(str(tmp_path)) == "http://mirror.example/debian"
+
+
+def test_debian_mirror_from_one_line_format(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRITONSIM_DEBIAN_MIRROR", raising=False)
+    (tmp_path / "sources.list").write_text(
+        "deb http://sec.example/debian-security bookworm-security main\n"
+        "deb [arch=amd64] http://m.example/debian bookworm main\n")
+    assert image.debian_mirror(str(tmp_path)) == "http://m.example/debian"
+    monkeypatch.setenv("TRITONSIM_DEBIAN_MIRROR", "http://override.example/debian")
+    assert image.debian_mirror(str(tmp_path)) == "http://override.example/debian"
+
+
+def test_debian_mirror_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRITONSIM_DEBIAN_MIRROR", raising=False)
+    with pytest.raises(HostError, match="TRITONSIM_DEBIAN_MIRROR"):
+        image.debian_mirror(str(tmp_path))
+
+
+def test_hostname_from_alias():
+    assert hostname_for("web-1", "x") == "web-1"
+    assert hostname_for("locust_worker.7", "x") == "locust-worker-7"
+    assert hostname_for("___", "abcdef01-2345") == "ts-abcdef01"
+    assert len(hostname_for("a" * 100, "x")) == 63
+
+
+def test_machine_names_fit_interface_limits():
+    names = network.names_for("0123abcd", "a0a0a0a0-1111-4222-8333-444444444444")
+    assert len(names["veth"]) <= 15
+    assert names != network.names_for("0123abcd", "b0a0a0a0-1111-4222-8333-444444444444")
+    mac = network.mac_for("a0a0a0a0-1111-4222-8333-444444444444")
+    assert mac.startswith("90:b8:d0:") and len(mac) == 17
+
+
+# ------------------------------------------------------------------ images
+
+def _fake_rootfs(root):
+    for d in ("etc/ssh", "var/lib/tritonsim/metadata", "var/lib/dbus", "root/.ssh",
+              "var/log/journal/abc"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    files = {"etc/ssh/ssh_host_ed25519_key": "k", "etc/ssh/ssh_host_ed25519_key.pub": "p",
+             "etc/ssh/sshd_config": "cfg", "etc/machine-id": "0123456789abcdef\n",
+             "etc/hostname": "old\n", "root/.ssh/authorized_keys": "ssh-ed25519 AAA",
+             "root/data": "keep me", "var/lib/tritonsim/user-script.done": "exit=0",
+             "var/lib/tritonsim/metadata/metadata.json": "{}",
+             "var/log/journal/abc/system.journal": "j"}
+    for rel, text in files.items():
+        with open(os.path.join(root, rel), "w") as f:
+            f.write(text)
+
+
+def test_snapshot_copies_files_and_resets_identity(tmp_path):
+    src = tmp_path / "src"
+    _fake_rootfs(str(src))
+    out = image.snapshot_rootfs(str(src), str(tmp_path / "images" / "img1"), name="img1")
+    root = image.rootfs_of(out)
+    info = image.read_image_info(out)
+    assert info["name"] == "img1" and info["origin"] == "snapshot"
+    assert open(os.path.join(root, "root/data")).read() == "keep me"
+    assert open(os.path.join(root, "etc/ssh/sshd_config")).read() == "cfg"
+    assert not [f for f in os.listdir(os.path.join(root, "etc/ssh")) if f.startswith("ssh_host")]
+    assert os.path.getsize(os.path.join(root, "etc/machine-id")) == 0
+    assert os.readlink(os.path.join(root, "var/lib/dbus/machine-id")) == "/etc/machine-id"
+    for gone in ("etc/hostname", "root/.ssh/authorized_keys",
+                 "var/lib/tritonsim/user-script.done", "var/log/journal/abc"):
+        assert not os.path.lexists(os.path.join(root, gone)), gone
+    assert os.listdir(os.path.join(root, "var/lib/tritonsim/metadata")) == []
+    assert os.listdir(tmp_path / "images") == ["img1"]  # no temp dir left
+    with pytest.raises(HostError, match="already exists"):
+        image.snapshot_rootfs(str(src), out)
+
+
+def test_failed_snapshot_leaves_no_image_and_no_temp_dir(tmp_path):
+    with pytest.raises(HostError):
+        image.snapshot_rootfs(str(tmp_path / "missing"), str(tmp_path / "images" / "img"))
+    assert os.listdir(tmp_path / "images") == []
+    assert image.read_image_info(str(tmp_path / "images" / "img")) is None
+
+
+def test_stale_partial_image_from_dead_process_is_removed(tmp_path):
+    stale = tmp_path / ".tmp-debian-12-abc-pid999999999-1"
+    (stale / "rootfs").mkdir(parents=True)
+    live = tmp_path / (".tmp-x-pid%d-2" % os.getppid())
+    live.mkdir()
+    image._cleanup_stale_tmp(str(tmp_path))
+    assert not stale.exists() and live.exists()
+
+
+def test_builder_hash_names_the_cached_image():
+    h = image.builder_hash()
+    assert len(h) == 12 and h == image.builder_hash()
+
+
+# ------------------------------------------------------------------ prerequisites, CLI
+
+def test_missing_tool_error_says_what_to_install():
+    with pytest.raises(PrerequisiteError) as e:
+        check_prerequisites(["systemd-nspawn-does-not-exist"], need_root=False)
+    assert "apt-get install" in str(e.value)
+    if os.geteuid() != 0:
+        with pytest.raises(PrerequisiteError, match="must run as root"):
+            check_prerequisites([])
+
+
+def _cli(*args, as_nobody=False):
+    env = dict(os.environ, PYTHONPATH=str(TESTS_DIR))
+    cmd = [sys.executable, "-m", "tritonsim.nspawn", *args]
+    if as_nobody:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+
+
+def test_cli_not_root_is_one_clear_line_without_traceback(tmp_path):
+    as_nobody = os.geteuid() == 0
+    if as_nobody and not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) missing")
+    os.chmod(tmp_path, 0o755)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o777)
+    (state / "state.json").write_text("{}")
+    r = _cli("cleanup", "--state", str(state), as_nobody=as_nobody)
+    assert r.returncode == 2, r
+    assert "must run as root" in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ")
+
+
+def test_cli_cleanup_without_state_is_a_no_op(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    r = _cli("cleanup", "--state", str(tmp_path / "none"))
+    assert r.returncode == 0 and "nothing to clean up" in r.stdout
+    assert not (tmp_path / "none").exists()
