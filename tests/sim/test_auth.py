@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from sim.helpers import error as _error
 from sim.signer import Client, Signer, client_for
 
 
@@ -19,15 +20,6 @@ def sim(tritonsim_module_factory):
 @pytest.fixture(scope="module")
 def client(sim):
     return client_for(sim)
-
-
-def _error(resp, status, code, message=None):
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert body["code"] == code, body
-    if message is not None:
-        assert message in body["message"], body
-    return body
 
 
 # ---- ping and response headers
