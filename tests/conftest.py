@@ -25,9 +25,11 @@ throttle off, so tests are quick and deterministic unless they ask otherwise.
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,13 +166,16 @@ class TritonSimProcess:
         return self.start()
 
 
-def _factory(tmp_path_factory):
-    started = []
+def _factory():
+    # Own temp dirs rather than tmp_path_factory: pytest's basetemp cleanup can be slow
+    # when other suites leave big trees there, and nothing of ours needs to outlive the run.
+    started, scratch = [], []
 
     def start(account="testacct", key_type="rsa", extra_keys=(), users=(), provision_delay=0.2,
               action_delay=None, throttle="off", faults=None, seed=None, port=0,
               extra_args=()):
-        base = tmp_path_factory.mktemp("tritonsim")
+        base = Path(tempfile.mkdtemp(prefix="tritonsim-test-"))
+        scratch.append(base)
         keys = [generate_key(base / "keys", "id_" + key_type, key_type)] if key_type else []
         keys += [generate_key(base / "keys", f"extra{i}_{kind}", kind)
                  for i, kind in enumerate(extra_keys)]
@@ -203,13 +208,15 @@ def _factory(tmp_path_factory):
                 code = sim.stop()
                 if code != 0:
                     problems.append(f"tritonsim exited with {code}; log:\n{sim.log_path.read_text()}")
+        for base in scratch:
+            shutil.rmtree(base, ignore_errors=True)
         assert not problems, "\n".join(problems)
 
     return start, stop_all
 
 
 @pytest.fixture
-def tritonsim_factory(tmp_path_factory):
+def tritonsim_factory():
     """Returns start(**options) -> TritonSimProcess; every instance is stopped at teardown.
 
     Options: account="testacct", key_type="rsa"|"ecdsa"|"ed25519"|None (no account key),
@@ -217,15 +224,15 @@ def tritonsim_factory(tmp_path_factory):
     action_delay=None, throttle="off" (or "RATE:BURST"), faults={kind: value},
     seed=None, port=0, extra_args=[...].
     """
-    start, stop_all = _factory(tmp_path_factory)
+    start, stop_all = _factory()
     yield start
     stop_all()
 
 
 @pytest.fixture(scope="module")
-def tritonsim_module_factory(tmp_path_factory):
+def tritonsim_module_factory():
     """Like tritonsim_factory, for instances shared by the tests of one module."""
-    start, stop_all = _factory(tmp_path_factory)
+    start, stop_all = _factory()
     yield start
     stop_all()
 

@@ -125,9 +125,9 @@ def test_bad_key_ids(sim, client, key_id, message):
     _error(resp, 401, "InvalidCredentials", message.format(fp=sim.fingerprint, acct=sim.account))
 
 
-def test_unknown_key_rejected(sim, client, tmp_path):
+def test_unknown_key_rejected(sim, client, scratch_dir):
     from conftest import generate_key
-    stranger = generate_key(tmp_path, "stranger")
+    stranger = generate_key(scratch_dir, "stranger")
     c = Client(sim.url, sim.account,
                Signer(stranger.key_path, f"/{sim.account}/keys/{stranger.fingerprint}"))
     _error(c.get("/my/machines"), 401, "InvalidCredentials")

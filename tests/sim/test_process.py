@@ -28,11 +28,11 @@ def test_fixed_port(tritonsim_factory):
     assert client_for(sim).get("/my").status_code == 200
 
 
-def test_stdout_has_nothing_but_the_url(tmp_path):
-    key = generate_key(tmp_path, "k")
+def test_stdout_has_nothing_but_the_url(scratch_dir):
+    key = generate_key(scratch_dir, "k")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tritonsim", "serve", "--listen", "127.0.0.1:0",
-         "--data", str(tmp_path / "d"), "--account", "a", "--key", str(key.pub_path)],
+         "--data", str(scratch_dir / "d"), "--account", "a", "--key", str(key.pub_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=dict(os.environ, PYTHONPATH=str(TESTS_DIR)))
     url = proc.stdout.readline().decode()
@@ -43,25 +43,25 @@ def test_stdout_has_nothing_but_the_url(tmp_path):
     assert out == b""
 
 
-def _run(args, tmp_path):
+def _run(args, scratch_dir):
     return subprocess.run([sys.executable, "-m", "tritonsim", "serve", *args],
                           capture_output=True, text=True, timeout=30,
                           env=dict(os.environ, PYTHONPATH=str(TESTS_DIR)))
 
 
-def test_bad_arguments(tmp_path):
-    key = generate_key(tmp_path, "k")
-    base = ["--data", str(tmp_path / "d"), "--account", "a", "--key", str(key.pub_path)]
+def test_bad_arguments(scratch_dir):
+    key = generate_key(scratch_dir, "k")
+    base = ["--data", str(scratch_dir / "d"), "--account", "a", "--key", str(key.pub_path)]
     for extra, message in ((["--faults", "bogus=1"], "unknown fault"),
                            (["--faults", "503=2"], "between 0 and 1"),
                            (["--throttle", "fast"], "RATE:BURST"),
                            (["--listen", "nowhere"], "HOST:PORT"),
                            (["--user", "nokey"], "LOGIN:PUBKEY_FILE"),
                            (["--provision-delay", "-1"], "negative")):
-        result = _run(base + extra, tmp_path)
+        result = _run(base + extra, scratch_dir)
         assert result.returncode == 2, (extra, result.stderr)
         assert message in result.stderr, result.stderr
-    assert _run(["--account", "a"], tmp_path).returncode == 2        # --data is required
+    assert _run(["--account", "a"], scratch_dir).returncode == 2        # --data is required
 
 
 def test_state_survives_restart(tritonsim_factory):

@@ -45,7 +45,9 @@ class Sim:
         self.stats = Stats()
         self.store = Store(config.data_dir)
         self.store.seed_catalog(seed.IMAGES, seed.PACKAGES, seed.NETWORKS)
-        self.backend = make_backend(config.backend, config.provision_delay, config.action_delay)
+        self.backend = make_backend(config.backend, data_dir=config.data_dir,
+                                    provision_delay=config.provision_delay,
+                                    action_delay=config.action_delay)
         self.machines = MachineService(self.store, self.backend, self.account, self.faults)
         self.images = ImageService(self.store, self.backend, self.account, self.machines)
         self.backend.bind(_Events(self.machines, self.images))

@@ -1,11 +1,12 @@
-"""Machine backends.  `make_backend(name, **options)` builds one by name."""
+"""Machine backends.  `make_backend(name, ...)` builds one by name."""
 
 from .base import BackendEvents, MachineBackend
 
 BACKENDS = ("memory",)
 
 
-def make_backend(name, provision_delay, action_delay=None):
+def make_backend(name, *, data_dir, provision_delay, action_delay=None):
+    """data_dir: tritonsim's state directory (a backend may keep its own state under it)."""
     if name == "memory":
         from .memory import MemoryBackend
         return MemoryBackend(provision_delay=provision_delay, action_delay=action_delay)
