@@ -19,10 +19,12 @@ import concurrent.futures
 import logging
 import os
 import socket
+import threading
 import uuid
 
 from ..backends.base import MachineBackend
 from . import fsutil
+from .cmd import check_prerequisites
 from .errors import MachineNotFound
 from .image import build_base_image, read_image_info
 from .manager import HostManager
@@ -38,6 +40,7 @@ class NspawnBackend(MachineBackend):
 
     def __init__(self, data_dir, *, image_cache=None, subnet=None, allow_host_ports=(),
                  workers=4, boot_timeout=180, stop_timeout=60):
+        check_prerequisites()  # root, systemd-nspawn, debootstrap, iptables, ip...
         self.root = os.path.join(os.path.abspath(data_dir), "nspawn")
         self.images_dir = os.path.join(self.root, "images")
         self.image_cache = image_cache
@@ -47,6 +50,7 @@ class NspawnBackend(MachineBackend):
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                            thread_name_prefix="nspawn")
         self._base = None
+        self._base_lock = threading.Lock()
         self.hm = HostManager(os.path.join(self.root, "hosts"), on_state=self._on_state,
                               subnet=subnet, allow_host_ports=allow_host_ports,
                               boot_timeout=boot_timeout, stop_timeout=stop_timeout)
@@ -69,9 +73,10 @@ class NspawnBackend(MachineBackend):
         return fut
 
     def _base_image(self):
-        if self._base is None:
-            self._base = build_base_image(self.image_cache)  # cached; ~1 min the first time
-        return self._base
+        with self._base_lock:
+            if self._base is None:
+                self._base = build_base_image(self.image_cache)  # cached; ~1 min first time
+            return self._base
 
     def image_dir(self, image):
         """The template directory a machine of `image` boots from."""
@@ -99,6 +104,7 @@ class NspawnBackend(MachineBackend):
 
     def bind(self, events):
         self.events = events
+        self._submit(self._base_image)  # build the seed template now if it is not cached
         # after a restart the manager found its machines stopped: say so
         stopped = [m.id for m in self.hm.list() if m.state == "stopped"]
         if stopped:

@@ -15,6 +15,8 @@ TOOLS = {
     "debootstrap": "debootstrap",
     "iptables": "iptables",
     "ip": "iproute2",
+    "nsenter": "util-linux",
+    "mount": "mount",
 }
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 

@@ -117,6 +117,16 @@ def launch(m, root, machine_dir):
         logf.close()
 
 
+def console_tail(path, lines=15):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 8192))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no console log)"
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
 def ssh_banner(ip, port=22, timeout=1.0):
     """The SSH server's banner line if it answers, else None."""
     try:

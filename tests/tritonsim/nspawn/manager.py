@@ -74,7 +74,7 @@ class HostManager:
     def __init__(self, state_dir, *, subnet=None, on_state=None, nat=True,
                  allow_host_ports=(), boot_timeout=180, stop_timeout=60,
                  user_script_mode="first-boot"):
-        check_prerequisites(["systemd-nspawn", "ip", "iptables"])
+        check_prerequisites(["systemd-nspawn", "ip", "iptables", "nsenter", "mount"])
         if user_script_mode not in ("first-boot", "every-boot"):
             raise ValueError("user_script_mode must be first-boot or every-boot")
         self.state_dir = os.path.abspath(state_dir)
@@ -267,8 +267,9 @@ class HostManager:
             self._stop_run(m, run, timeout=10)
             with self._lock:
                 self._runs.pop(m["id"], None)
-            raise HostError("machine %s did not boot: container %s; see %s"
-                            % (m["id"], why, container.paths(m["dir"])["console.log"]))
+            log_path = container.paths(m["dir"])["console.log"]
+            raise HostError("machine %s did not boot: container %s; %s ends with:\n%s"
+                            % (m["id"], why, log_path, container.console_tail(log_path)))
         self._set(m, state="running", boot_seconds=round(time.monotonic() - started, 2),
                   ssh_banner=banner, error=None)
 
