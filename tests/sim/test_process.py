@@ -62,6 +62,12 @@ def test_bad_arguments(scratch_dir):
         assert result.returncode == 2, (extra, result.stderr)
         assert message in result.stderr, result.stderr
     assert _run(["--account", "a"], scratch_dir).returncode == 2        # --data is required
+    (scratch_dir / "bad.pub").write_text("not a key\n")
+    for key_file, message in ((scratch_dir / "missing.pub", "No such file"),
+                              (scratch_dir / "bad.pub", "not an OpenSSH public key")):
+        result = _run(["--data", str(scratch_dir / "d"), "--account", "a", "--key", str(key_file)],
+                      scratch_dir)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
 def test_state_survives_restart(tritonsim_factory):

@@ -22,6 +22,7 @@ from . import API_VERSIONS, CLOUDAPI_CODE_VERSION, auth, httpsig, routes
 from .context import drop_connection, json_response, sim as _sim
 from .errors import CloudApiError, not_authorized
 from .machines import ACTION_ROUTES
+from .store import StoreClosed
 from .versions import negotiate
 
 # restify's version-dependent quirk: networks are left out for ~7.0 only.
@@ -36,6 +37,7 @@ def create_app(sim):
     app.before_request(_pipeline)
     app.after_request(_finish)
     app.register_error_handler(CloudApiError, _cloudapi_error)
+    app.register_error_handler(StoreClosed, _shutting_down)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     return DropConnections(app)
@@ -154,6 +156,10 @@ def _finish(resp):
 
 def _cloudapi_error(e):
     return json_response(e.to_body(), e.status, e.headers)
+
+
+def _shutting_down(e):
+    return json_response({"code": "ServiceUnavailable", "message": str(e)}, 503)
 
 
 def _http_error(e):

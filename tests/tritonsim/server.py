@@ -2,6 +2,7 @@
 
 import logging
 import signal
+import sys
 import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -25,7 +26,11 @@ def serve(config):
     if not config.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _Handler.log_requests = config.log_requests
-    sim = Sim(config)
+    try:
+        sim = Sim(config)
+    except (OSError, ValueError) as e:      # unreadable key files, bad data dir...
+        print(f"tritonsim: error: {e}", file=sys.stderr)
+        return 2
     try:
         server = make_server(config.host, config.port, create_app(sim), threaded=True,
                              request_handler=_Handler)

@@ -1,6 +1,7 @@
 """OpenSSH public keys: parsing, key type and the MD5 fingerprint CloudAPI uses."""
 
 import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
 
@@ -40,5 +41,9 @@ def parse_public_key(text: str) -> PublicKey:
 
 
 def load_public_key_file(path) -> PublicKey:
-    with open(path, encoding="ascii") as fh:
-        return parse_public_key(fh.read())
+    with open(path, encoding="ascii", errors="replace") as fh:
+        text = fh.read()
+    try:
+        return parse_public_key(text)
+    except (ValueError, IndexError, binascii.Error) as e:
+        raise ValueError(f"{path}: not an OpenSSH public key ({e})") from None

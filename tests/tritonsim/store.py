@@ -18,11 +18,16 @@ CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 
+class StoreClosed(RuntimeError):
+    """A request raced with shutdown."""
+
+
 class Store:
     def __init__(self, data_dir):
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.path = Path(data_dir) / "tritonsim.sqlite"
         self.lock = threading.RLock()
+        self._closed = False
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -58,14 +63,20 @@ class Store:
             self._next_seq += count
             return first
 
+    def _writable(self):
+        if self._closed:
+            raise StoreClosed("tritonsim is shutting down")
+
     def save_machine(self, record):
         with self.lock:
+            self._writable()
             self.machines[record["id"]] = record
             self._db.execute("INSERT OR REPLACE INTO machines (id, seq, data) VALUES (?, ?, ?)",
                              (record["id"], record["seq"], json.dumps(record)))
 
     def save_machines(self, records):
         with self.lock:
+            self._writable()
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(
@@ -80,15 +91,18 @@ class Store:
 
     def save_image(self, image):
         with self.lock:
+            self._writable()
             self.images[image["id"]] = image
             self._db.execute("INSERT OR REPLACE INTO images (id, data) VALUES (?, ?)",
                              (image["id"], json.dumps(image)))
 
     def delete_image(self, image_id):
         with self.lock:
+            self._writable()
             self.images.pop(image_id, None)
             self._db.execute("DELETE FROM images WHERE id = ?", (image_id,))
 
     def close(self):
         with self.lock:
+            self._closed = True
             self._db.close()

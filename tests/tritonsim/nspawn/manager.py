@@ -171,10 +171,11 @@ class HostManager:
             pid=run.proc.pid if run else None, boot_seconds=m.get("boot_seconds"))
 
     def _allocate_ip(self, wanted=None):
-        net = self.subnet
+        """A free address in the bridge subnet (ensure_network() must have run)."""
+        net = ipaddress.ip_network(self._state["network"]["subnet"])
         gw = ipaddress.ip_address(self._state["network"]["gateway"])
         with self._lock:
-            taken = {m["ip"] for m in self._state["machines"].values()}
+            taken = {m["ip"] for m in self._state["machines"].values() if m["ip"]}
         if wanted:
             addr = ipaddress.ip_address(wanted)
             if addr not in net or addr == gw or str(addr) in taken:
@@ -194,7 +195,25 @@ class HostManager:
         with self._lock:
             network.setup_bridge(self._state["network"], self._save, self._requested_subnet,
                                  nat=self.nat, allow_host_ports=self.allow_host_ports)
+            self._readdress()
             return dict(self._state["network"])
+
+    def _readdress(self):
+        """Machines whose address is outside the (new) subnet get a new one.
+
+        Happens when the bridge is recreated and the old subnet is now taken by
+        someone else; those machines are all stopped then (no bridge, no container).
+        """
+        net = ipaddress.ip_network(self._state["network"]["subnet"])
+        stale = [m for m in self._state["machines"].values()
+                 if not m["ip"] or ipaddress.ip_address(m["ip"]) not in net]
+        for m in stale:
+            m["ip"] = None
+        for m in stale:
+            m["ip"] = self._allocate_ip()
+            log.info("machine %s re-addressed to %s (subnet now %s)", m["id"], m["ip"], net)
+        if stale:
+            self._save()
 
     # ------------------------------------------------------------ lifecycle
 

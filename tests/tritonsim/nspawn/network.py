@@ -148,13 +148,20 @@ def setup_bridge(net_state, save, requested_subnet=None, nat=True, allow_host_po
         return net_state
     remove_tagged_rules(net_state)  # left over from a crash: start clean
     with shared.lock():
-        if not net_state.get("subnet") or not link_exists(bridge):
-            net = choose_subnet(requested_subnet or net_state.get("subnet"),
-                                [n for n in used_networks()
-                                 if str(n) != net_state.get("subnet")])
+        if not link_exists(bridge):
+            used = used_networks()
+            stored = net_state.get("subnet")
+            if requested_subnet:
+                net = choose_subnet(requested_subnet, used)
+            elif stored and not any(u.overlaps(ipaddress.ip_network(stored)) for u in used):
+                net = ipaddress.ip_network(stored)  # same as last time: addresses stay
+            else:
+                net = choose_subnet(None, used)   # the caller re-addresses its machines
             net_state["subnet"] = str(net)
             net_state["gateway"] = str(next(net.hosts()))
             save()
+        elif not net_state.get("subnet"):
+            raise HostError("bridge %s exists but no subnet is recorded" % bridge)
         net = ipaddress.ip_network(net_state["subnet"])
         if not link_exists(bridge):
             run(["ip", "link", "add", "name", bridge, "type", "bridge",
