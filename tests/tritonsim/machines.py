@@ -35,10 +35,6 @@ ACTION_ROUTES = {
 }
 LIST_STATES = ("provisioning", "stopping", "active", "running", "stopped", "unknown",
                "destroyed")
-UNDELETABLE_METADATA = ("credentials", "administrator_pw", "root_authorized_keys")
-KEPT_ON_DELETE_ALL = ("root_authorized_keys", "administrator_pw")
-# Request params that never become tags (CloudAPI lib/tags.js).
-NOT_TAGS = ("account", "machine", "uuid", "owner_uuid", "context", "image")
 
 
 def to_api(m, omit_networks=False):
@@ -133,12 +129,12 @@ class MachineService:
 
     # ---- helpers for records
 
-    def _audit(self, m, action, caller, success=True):
+    def audit_record(self, m, action, caller, success=True):
         m["audit"] = m["audit"] + [{"success": "yes" if success else "no",
                                     "time": iso_now(), "action": action,
                                     "caller": caller}]
 
-    def _save(self, m):
+    def save(self, m):
         m["updated"] = iso_now()
         self.store.save_machine(m)
 
@@ -341,7 +337,7 @@ class MachineService:
                 now = iso_now()
                 m = {
                     "id": str(uuid.uuid4()), "seq": seq, "owner": self.account.uuid,
-                    "name": name, "brand": self._brand(image, None), "type": "virtualmachine",
+                    "name": name, "brand": self._brand(image, None), "type": None,
                     "state": state, "image": image["id"], "package": pkg["name"],
                     "package_id": pkg["id"], "memory": pkg["memory"], "disk": pkg["disk"],
                     "vcpus": pkg["vcpus"], "tags": dict(tags),
@@ -377,8 +373,8 @@ class MachineService:
             self._free_name(m)
             m["state"] = "deleted"
             m["pending"] = None
-            self._audit(m, "destroy", caller)
-            self._save(m)
+            self.audit_record(m, "destroy", caller)
+            self.save(m)
             self.backend.delete(copy.deepcopy(m))
 
     def audit(self, mid):
@@ -400,7 +396,7 @@ class MachineService:
                                     f"Cannot call {action} for a VM that has not been "
                                     "provisioned yet")
             getattr(self, "_do_" + action)(m, caller, params)
-            self._save(m)
+            self.save(m)
 
     def _do_start(self, m, caller, params):
         if m["state"] == "running" and not m["pending"]:
@@ -425,7 +421,7 @@ class MachineService:
         pkg = self.package(params.get("package"))
         m.update(package=pkg["name"], package_id=pkg["id"], memory=pkg["memory"],
                  disk=pkg["disk"], vcpus=pkg["vcpus"])
-        self._audit(m, "resize", caller)
+        self.audit_record(m, "resize", caller)
         self.backend.resize(copy.deepcopy(m), dict(pkg))
 
     def _do_rename(self, m, caller, params):
@@ -436,12 +432,12 @@ class MachineService:
         self._free_name(m)
         m["name"] = name
         self._live_names[name] = m["id"]
-        self._audit(m, "rename", caller)
+        self.audit_record(m, "rename", caller)
 
     def _set_flag(self, m, caller, field, value, audit_action):
         if m[field] != value:
             m[field] = value
-            self._audit(m, audit_action, caller)
+            self.audit_record(m, audit_action, caller)
 
     def _do_enable_firewall(self, m, caller, params):
         self._set_flag(m, caller, "firewall_enabled", True, "enable_firewall")
@@ -454,84 +450,6 @@ class MachineService:
 
     def _do_disable_deletion_protection(self, m, caller, params):
         self._set_flag(m, caller, "deletion_protection", False, "disable_deletion_protection")
-
-    # ---- tags
-
-    @staticmethod
-    def tags_from_params(params):
-        return {k: v for k, v in params.items() if k not in NOT_TAGS}
-
-    def list_tags(self, mid):
-        with self.lock:
-            return self.live(mid)["tags"]
-
-    def get_tag(self, mid, key):
-        with self.lock:
-            tags = self.live(mid)["tags"]
-        if key not in tags:
-            raise not_found(f'tag "{key}" not found')
-        return tags[key]
-
-    def set_tags(self, caller, mid, tags, replace=False):
-        validate_tags(tags, "error adding tags: Invalid Parameter")
-        with self.lock:
-            m = self.live(mid)
-            m["tags"] = dict(tags) if replace else {**m["tags"], **tags}
-            self._audit(m, "replace_tags" if replace else "set_tags", caller)
-            self._save(m)
-            return m["tags"]
-
-    def delete_tag(self, caller, mid, key=None):
-        with self.lock:
-            m = self.live(mid)
-            if key is None:
-                m["tags"] = {}
-            elif key not in m["tags"]:
-                raise not_found(f'tag "{key}" not found')
-            else:
-                m["tags"] = {k: v for k, v in m["tags"].items() if k != key}
-            self._audit(m, "remove_tags", caller)
-            self._save(m)
-
-    # ---- metadata
-
-    def list_metadata(self, mid):
-        with self.lock:
-            return self.live(mid)["metadata"]
-
-    def get_metadata(self, mid, key):
-        with self.lock:
-            value = self.live(mid)["metadata"].get(key)
-        if not isinstance(value, str):
-            raise not_found(f"{key} is not metadata")
-        return value
-
-    def add_metadata(self, caller, mid, values):
-        values = {k: v for k, v in values.items()
-                  if k not in NOT_TAGS and not k.endswith("_pw") and k != "credentials"}
-        validate_metadata(values, "error adding metadata: Invalid Parameter")
-        with self.lock:
-            m = self.live(mid)
-            m["metadata"] = {**m["metadata"], **values}
-            self._audit(m, "set_metadata", caller)
-            self._save(m)
-            self.backend.update_metadata(copy.deepcopy(m), dict(m["metadata"]))
-            return m["metadata"]
-
-    def delete_metadata(self, caller, mid, key=None):
-        with self.lock:
-            m = self.live(mid)
-            if key is None:
-                m["metadata"] = {k: v for k, v in m["metadata"].items() if k in KEPT_ON_DELETE_ALL}
-            elif key in UNDELETABLE_METADATA:
-                raise invalid_argument(f"Metadata key {key} can not be deleted")
-            elif key not in m["metadata"]:
-                raise not_found(f"{key} is not metadata")
-            else:
-                m["metadata"] = {k: v for k, v in m["metadata"].items() if k != key}
-            self._audit(m, "remove_metadata", caller)
-            self._save(m)
-            self.backend.update_metadata(copy.deepcopy(m), dict(m["metadata"]))
 
     # ---- restart
 
@@ -566,8 +484,8 @@ class MachineService:
             m["nics"] = [dict(n) for n in nics]
             m["compute_node"] = compute_node
             m["state"] = "running"
-            self._audit(m, "provision", caller)
-            self._save(m)
+            self.audit_record(m, "provision", caller)
+            self.save(m)
 
     def on_provision_failed(self, mid, reason):
         with self.lock:
@@ -580,8 +498,8 @@ class MachineService:
     def _fail(self, m, caller):
         m["state"] = "failed"
         self._free_name(m)
-        self._audit(m, "provision", caller, success=False)
-        self._save(m)
+        self.audit_record(m, "provision", caller, success=False)
+        self.save(m)
 
     def on_action_done(self, mid, action, state, success=True):
         with self.lock:
@@ -591,12 +509,12 @@ class MachineService:
             caller = m["pending"]["caller"]
             m["pending"] = None
             m["state"] = state
-            self._audit(m, action, caller, success)
-            self._save(m)
+            self.audit_record(m, action, caller, success)
+            self.save(m)
 
     def on_state(self, mid, state):
         with self.lock:
             m = self.store.machines.get(mid)
             if m is not None and m["state"] != "deleted":
                 m["state"] = state
-                self._save(m)
+                self.save(m)

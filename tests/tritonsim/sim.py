@@ -5,6 +5,7 @@ from .accounts import build_account
 from .backends import BackendEvents, make_backend
 from .faults import Faults
 from .images import ImageService
+from .machine_props import TagsAndMetadata
 from .machines import MachineService
 from .stats import Stats
 from .store import Store
@@ -49,6 +50,7 @@ class Sim:
                                     provision_delay=config.provision_delay,
                                     action_delay=config.action_delay)
         self.machines = MachineService(self.store, self.backend, self.account, self.faults)
+        self.props = TagsAndMetadata(self.machines)
         self.images = ImageService(self.store, self.backend, self.account, self.machines)
         self.backend.bind(_Events(self.machines, self.images))
 

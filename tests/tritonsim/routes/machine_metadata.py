@@ -12,11 +12,11 @@ def _job():
 
 
 def list_metadata(login, mid):
-    return json_response(sim().machines.list_metadata(mid))
+    return json_response(sim().props.list_metadata(mid))
 
 
 def get_metadata(login, mid, key):
-    value = sim().machines.get_metadata(mid, key)
+    value = sim().props.get_metadata(mid, key)
     if request.accept_mimetypes.best == "text/plain":
         return Response(value, mimetype="text/plain")
     return Response(to_json(value), mimetype="application/json")
@@ -24,17 +24,17 @@ def get_metadata(login, mid, key):
 
 def add_metadata(login, mid):
     values = dict(params())
-    return json_response(sim().machines.add_metadata(audit_caller(), mid, values),
+    return json_response(sim().props.add_metadata(audit_caller(), mid, values),
                          headers=_job())
 
 
 def delete_metadata(login, mid, key):
-    sim().machines.delete_metadata(audit_caller(), mid, key)
+    sim().props.delete_metadata(audit_caller(), mid, key)
     return empty_response(204, _job())
 
 
 def delete_all_metadata(login, mid):
-    sim().machines.delete_metadata(audit_caller(), mid)
+    sim().props.delete_metadata(audit_caller(), mid)
     return empty_response(204, _job())
 
 

@@ -12,11 +12,11 @@ def _job():
 
 
 def list_tags(login, mid):
-    return json_response(sim().machines.list_tags(mid))
+    return json_response(sim().props.list_tags(mid))
 
 
 def get_tag(login, mid, tag):
-    value = sim().machines.get_tag(mid, tag)
+    value = sim().props.get_tag(mid, tag)
     # CloudAPI quirk: a non-string value is answered as "".
     text = value if isinstance(value, str) else ""
     if request.accept_mimetypes.best == "text/plain":
@@ -25,23 +25,23 @@ def get_tag(login, mid, tag):
 
 
 def add_tags(login, mid):
-    tags = sim().machines.tags_from_params(params())
-    return json_response(sim().machines.set_tags(audit_caller(), mid, tags), headers=_job())
+    tags = sim().props.tags_from_params(params())
+    return json_response(sim().props.set_tags(audit_caller(), mid, tags), headers=_job())
 
 
 def replace_tags(login, mid):
-    tags = sim().machines.tags_from_params(params())
-    return json_response(sim().machines.set_tags(audit_caller(), mid, tags, replace=True),
+    tags = sim().props.tags_from_params(params())
+    return json_response(sim().props.set_tags(audit_caller(), mid, tags, replace=True),
                          headers=_job())
 
 
 def delete_tag(login, mid, tag):
-    sim().machines.delete_tag(audit_caller(), mid, tag)
+    sim().props.delete_tag(audit_caller(), mid, tag)
     return empty_response(204, _job())
 
 
 def delete_tags(login, mid):
-    sim().machines.delete_tag(audit_caller(), mid)
+    sim().props.delete_tag(audit_caller(), mid)
     return empty_response(204, _job())
 
 
