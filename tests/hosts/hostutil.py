@@ -99,9 +99,47 @@ def host_snapshot():
         "ip_forward": forward,
         "run_netns": os.path.exists("/run/netns"),
         "run_systemd_nspawn": os.path.exists("/run/systemd/nspawn"),
-        "nspawn_procs": sorted(p for p in os.listdir("/proc") if p.isdigit()
-                               and any("TRITONSIM_NSPAWN" in a for a in fsutil.pid_cmdline(int(p)))),
+        "nspawn_procs": sorted(" ".join(fsutil.pid_cmdline(int(p))) for p in os.listdir("/proc")
+                               if p.isdigit() and any("TRITONSIM_NSPAWN" in a
+                                                      for a in fsutil.pid_cmdline(int(p)))),
     }
+
+
+# names every tritonsim nspawn manager uses (see network.py, container.py)
+_TRITONSIM_MARKS = ("tritonsim-", "tsbr-", "tsv", "/run/netns", "/machines/", "TRITONSIM_NSPAWN")
+_SHARED_KEYS = ("ip_forward", "run_netns", "run_systemd_nspawn")
+
+
+def _other_managers_active(snap):
+    return any(link.startswith("tsbr-") for link in snap["links"])
+
+
+def _strip(snap):
+    out = {}
+    for key, value in snap.items():
+        if key in _SHARED_KEYS:
+            continue
+        lines = value.splitlines() if isinstance(value, str) else value
+        out[key] = [v for v in lines if not any(mark in v for mark in _TRITONSIM_MARKS)]
+    return out
+
+
+def assert_host_clean(before, after, mine=()):
+    """after == before, or, when other tritonsim managers run on this host (a
+    tritonsim serve, another test run), the same outside anyone's tritonsim
+    resources and nothing left that names one of `mine` (instance ids, state dirs)."""
+    if not _other_managers_active(before) and not _other_managers_active(after):
+        for key in before:
+            assert after[key] == before[key], (key, before[key], after[key])
+        return
+    b, a = _strip(before), _strip(after)
+    for key in b:
+        assert a[key] == b[key], (key, b[key], a[key])
+    for key, value in after.items():
+        lines = value.splitlines() if isinstance(value, str) else value
+        if isinstance(lines, list):
+            leaked = [v for v in lines for m in mine if str(m) in v]
+            assert not leaked, (key, leaked)
 
 
 def rm_state_dir(path):

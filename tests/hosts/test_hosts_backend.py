@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hostutil import host_snapshot, rm_state_dir
+from hostutil import assert_host_clean, host_snapshot, rm_state_dir
 
 backends_base = pytest.importorskip("tritonsim.backends.base")
 
@@ -71,6 +71,7 @@ def test_backend_interface_end_to_end(tmp_path_factory, hosts_available, base_im
     events = RecordingEvents()
     be = NspawnBackend(str(data))
     be.bind(events)
+    mine = [be.hm.instance_id, str(data)]
     try:
         m1 = machine(M1, "be-one")
         t = time.monotonic()
@@ -115,4 +116,4 @@ def test_backend_interface_end_to_end(tmp_path_factory, hosts_available, base_im
     finally:
         be.close()
         rm_state_dir(data)
-    assert host_snapshot() == before
+    assert_host_clean(before, host_snapshot(), mine)

@@ -10,7 +10,9 @@ import textwrap
 
 import pytest
 
-from hostutil import TESTS_DIR, Events, host_snapshot, rm_state_dir
+import json
+
+from hostutil import TESTS_DIR, Events, assert_host_clean, host_snapshot, rm_state_dir
 from tritonsim.nspawn import HostError, HostManager
 from tritonsim.nspawn.container import ssh_banner
 
@@ -45,6 +47,11 @@ def crash_manager(state, base_image, ssh_key, ssh):
     return ip
 
 
+def mine(state_dir):
+    with open(state_dir / "state.json") as f:
+        return [json.load(f)["instance_id"], str(state_dir)]
+
+
 @pytest.fixture
 def state_dir(tmp_path_factory, hosts_available):
     d = tmp_path_factory.mktemp("hosts-crash")
@@ -66,7 +73,7 @@ def test_reopen_after_crash_recovers_and_cleans(state_dir, base_image, ssh_key, 
         assert ssh.out(ip, "cat /root/data") == "survived"
     finally:
         hm.close(purge=True)
-    assert host_snapshot() == before
+    assert_host_clean(before, host_snapshot(), mine(state_dir))
     assert not os.path.exists(state_dir / "machines" / MID)
 
 
@@ -79,9 +86,9 @@ def test_cleanup_cli_after_crash_removes_everything(state_dir, base_image, ssh_k
     cli = [sys.executable, "-m", "tritonsim.nspawn", "cleanup", "--state", str(state_dir)]
     r = subprocess.run(cli, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    assert host_snapshot() == before
+    assert_host_clean(before, host_snapshot(), mine(state_dir))
     assert os.path.isdir(state_dir / "machines" / MID / "upper")  # data kept without --purge
     r = subprocess.run(cli + ["--purge"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    assert host_snapshot() == before
+    assert_host_clean(before, host_snapshot(), mine(state_dir))
     assert not os.path.exists(state_dir / "machines" / MID)
