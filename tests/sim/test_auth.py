@@ -10,6 +10,7 @@ import requests
 
 from sim.helpers import error as _error
 from sim.signer import Client, Signer, client_for
+from tritonsim.testing import generate_key
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,6 @@ def test_bad_key_ids(sim, client, key_id, message):
 
 
 def test_unknown_key_rejected(sim, client, scratch_dir):
-    from conftest import generate_key
     stranger = generate_key(scratch_dir, "stranger")
     c = Client(sim.url, sim.account,
                Signer(stranger.key_path, f"/{sim.account}/keys/{stranger.fingerprint}"))

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import TESTS_DIR, generate_key
+from tritonsim.testing import TESTS_DIR, generate_key
 from sim.helpers import create, create_running, error, unique
 from sim.signer import client_for
 
