@@ -64,6 +64,13 @@ options:
       - A create whose response was lost is never blindly repeated.
     type: int
     default: 5
+  rate_limit:
+    description:
+      - Requests per second this task allows itself, in bursts of up to 30, shared by all its parallel
+        work. The default matches CloudAPI's default per-account throttle, so a large fleet is created
+        at full speed without collecting HTTP 429 answers. V(0) turns the limit off.
+    type: float
+    default: 10
 requirements:
   - python >= 3.10
   - requests

@@ -27,6 +27,7 @@ def cloudapi_argument_spec():
         validate_certs=dict(type="bool"),
         timeout=dict(type="int", default=30),
         retries=dict(type="int", default=5),
+        rate_limit=dict(type="float", default=10),
     )
 
 

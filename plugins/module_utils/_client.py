@@ -57,6 +57,34 @@ class CloudAPIError(Exception):
                 "request_id": self.request_id, "errors": self.errors}
 
 
+class RateLimiter(object):
+    """A token bucket shared by every thread of one client, so parallel work stays inside
+    CloudAPI's per-account limit (default 10 requests/s, bursts of 30) instead of collecting 429s."""
+
+    def __init__(self, rate, burst, clock=time.monotonic, sleep=time.sleep):
+        self.rate = float(rate)
+        self.burst = float(max(1, burst))
+        self._tokens = self.burst
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        if self.rate <= 0:
+            return
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1 - 1e-9:  # float dust must not strand a waiter
+                    self._tokens = max(0.0, self._tokens - 1)
+                    return
+                wait = (1 - self._tokens) / self.rate
+            self._sleep(wait)
+
+
 class Response(object):
     def __init__(self, status, data, headers):
         self.status = status
@@ -103,7 +131,7 @@ class CloudAPIClient(object):
     """
 
     def __init__(self, config, key=None, session=None, retry_budget=60.0, backoff_base=0.5, backoff_cap=8.0,
-                 sleep=time.sleep, clock=time.time):
+                 sleep=time.sleep, clock=time.time, rate_limiter=None):
         if REQUESTS_IMPORT_ERROR:
             raise KeyProblem("the Python library 'requests' is required to talk to CloudAPI")
         self.config = config
@@ -117,6 +145,7 @@ class CloudAPIClient(object):
         self._random = random.Random()
         self._lock = threading.Lock()
         self.calls = 0
+        self.rate_limiter = rate_limiter or RateLimiter(config.rate_limit, config.rate_burst)
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -179,6 +208,7 @@ class CloudAPIClient(object):
             "Accept-Version": ACCEPT_VERSION,
             "User-Agent": USER_AGENT,
         }
+        self.rate_limiter.acquire()
         headers.update(self.signer.headers(method, target))
         data = None
         if body is not None:

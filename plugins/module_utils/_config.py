@@ -19,6 +19,8 @@ import os
 
 DEFAULT_TIMEOUT = 30
 DEFAULT_RETRIES = 5
+DEFAULT_RATE_LIMIT = 10  # CloudAPI's default per-account throttle: 10 requests/s ...
+DEFAULT_RATE_BURST = 30  # ... with bursts of 30
 
 # setting -> (TRITON_ variable, SDC_ variable, profile field)
 _SOURCES = {
@@ -79,7 +81,8 @@ class CloudAPIConfig(object):
     """Resolved settings plus where each came from (for error messages)."""
 
     def __init__(self, url, account, key_id, user=None, insecure=False, private_key_path=None,
-                 private_key_passphrase=None, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, sources=None):
+                 private_key_passphrase=None, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
+                 rate_limit=DEFAULT_RATE_LIMIT, rate_burst=DEFAULT_RATE_BURST, sources=None):
         self.url = url.rstrip("/")
         self.account = account
         self.key_id = key_id
@@ -89,6 +92,8 @@ class CloudAPIConfig(object):
         self.private_key_passphrase = private_key_passphrase
         self.timeout = timeout
         self.retries = retries
+        self.rate_limit = rate_limit
+        self.rate_burst = rate_burst
         self.sources = sources or {}
 
     def __repr__(self):
@@ -160,5 +165,6 @@ def resolve(options, environ=None):
         private_key_passphrase=options.get("private_key_passphrase"),
         timeout=options.get("timeout") or DEFAULT_TIMEOUT,
         retries=DEFAULT_RETRIES if options.get("retries") is None else options["retries"],
+        rate_limit=DEFAULT_RATE_LIMIT if options.get("rate_limit") is None else options["rate_limit"],
         sources=sources,
     )

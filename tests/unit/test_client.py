@@ -247,3 +247,20 @@ def test_bad_credentials_say_which_key_signed(server, key):
     client = make_client(server, key)
     with pytest.raises(CloudAPIError, match=r"signed as /jdoe/keys/%s with .*id_rsa" % key.fingerprint):
         client.get("/jdoe")
+
+
+def test_rate_limiter_allows_a_burst_then_the_rate():
+    from ansible_collections.locustfleet.triton.plugins.module_utils._client import RateLimiter
+
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(10, 30, clock=lambda: now[0], sleep=sleep)
+    for dummy in range(50):
+        limiter.acquire()
+    assert abs(now[0] - 2.0) < 1e-6  # 30 at once, then 20 more at 10/s
+    assert len(slept) == 20
