@@ -91,7 +91,8 @@ def host_snapshot():
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         forward = f.read().strip()
     return {
-        "netns": sorted(out("ip", "netns", "list").split()),
+        "netns": sorted(line.split()[0] for line in out("ip", "netns", "list").splitlines()
+                       if line.strip()),
         "links": links,
         "mounts": sorted("%s %s" % (m, t) for m, t, _ in fsutil.mounts()),
         "iptables_nat": out("iptables", "-w", "-t", "nat", "-S"),
