@@ -36,7 +36,7 @@ class Ssh:
         args = ["ssh", "-i", self.key, "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
                 "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@" + ip, command]
-        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
                              stdin=subprocess.DEVNULL)
         if check and res.returncode != 0:
             raise AssertionError("ssh %s %r -> %d\nstdout: %s\nstderr: %s"
@@ -58,6 +58,9 @@ class Events:
         with self.cond:
             self.items.append((machine_id, state, dict(info)))
             self.cond.notify_all()
+
+    def states(self, machine_id):
+        return [item[0] for item in self.of(machine_id)]
 
     def of(self, machine_id):
         with self.cond:
@@ -85,16 +88,16 @@ class Events:
 def host_snapshot():
     """What cleanup must leave as it found: netns, links, mounts, iptables, ip_forward."""
     def out(*args):
-        return subprocess.run(args, capture_output=True, text=True).stdout
+        return subprocess.run(args, capture_output=True, text=True, check=False).stdout
     links = sorted(line.split(":")[1].strip().split("@")[0]
                    for line in out("ip", "-o", "link", "show").splitlines())
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         forward = f.read().strip()
     return {
-        "netns": sorted(line.split()[0] for line in out("ip", "netns", "list").splitlines()
-                       if line.strip()),
+        "netns": sorted(line.split()[0]
+                        for line in out("ip", "netns", "list").splitlines() if line.strip()),
         "links": links,
-        "mounts": sorted("%s %s" % (m, t) for m, t, _ in fsutil.mounts()),
+        "mounts": sorted("%s %s" % (entry[0], entry[1]) for entry in fsutil.mounts()),
         "iptables_nat": out("iptables", "-w", "-t", "nat", "-S"),
         "iptables_filter": out("iptables", "-w", "-t", "filter", "-S"),
         "ip_forward": forward,

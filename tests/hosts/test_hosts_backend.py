@@ -77,7 +77,7 @@ def test_backend_interface_end_to_end(tmp_path_factory, hosts_available, base_im
         t = time.monotonic()
         be.create(m1, {"id": "seed-image", "name": "debian-12"}, {"role": "x"}, [pub])
         assert time.monotonic() - t < 1, "commands must return at once"
-        _, _, nics, node = events.wait("provisioned", M1)
+        nics, node = events.wait("provisioned", M1)[2:]
         ip = nics[0]["ip"]
         assert nics[0]["primary"] and nics[0]["network"] == NET["id"]
         assert ssh.out(ip, "hostname") == "be-one"

@@ -56,8 +56,8 @@ def fleet(env):
         except Exception as e:  # reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=make, args=(A_ID, "host-a", {
-                   "role": "master", "user-script": USER_SCRIPT, "n": 3})),
+    a_meta = {"role": "master", "user-script": USER_SCRIPT, "n": 3}
+    threads = [threading.Thread(target=make, args=(A_ID, "host-a", a_meta)),
                threading.Thread(target=make, args=(B_ID, "host-b", {"role": "worker"}))]
     for t in threads:
         t.start()
@@ -77,7 +77,7 @@ def test_create_reports_running_once_sshd_answers(env, fleet, ssh):
     ipnet = env["hm"].subnet
     assert all(ipaddress.ip_address(x.ip) in ipnet for x in (a, b))
     for m in (a, b):
-        states = [s for s, _ in env["events"].of(m.id)]
+        states = env["events"].states(m.id)
         assert states[:2] == ["provisioning", "running"], states
     assert ssh.out(a.ip, "hostname") == "host-a"
     assert ssh.out(b.ip, "hostname") == "host-b"
@@ -146,11 +146,11 @@ def test_stop_is_clean_and_start_keeps_data(env, fleet, ssh):
     events.clear()
     info = hm.stop(A_ID)
     assert info.state == "stopped" and info.pid is None
-    assert [s for s, _ in events.of(A_ID)] == ["stopping", "stopped"]
+    assert events.states(A_ID) == ["stopping", "stopped"]
     assert events.of(A_ID)[-1][1]["shutdown"] == "clean"
     m = hm._machine(A_ID)
     assert not os.path.exists("/run/netns/" + m["netns"])
-    assert not any(mp.startswith(m["dir"]) for mp, _, _ in fsutil.mounts())
+    assert not any(mp.startswith(m["dir"]) for mp in fsutil.mount_points())
     info = hm.start(A_ID)
     assert info.state == "running" and info.ip == a.ip
     assert ssh.out(a.ip, "cat /root/keep") == "kept"
@@ -167,7 +167,7 @@ def test_reboot(env, fleet, ssh):
     events.clear()
     info = hm.reboot(A_ID)
     assert info.state == "running" and info.pid != old_pid
-    assert [s for s, _ in events.of(A_ID)] == ["stopping", "running"]
+    assert events.states(A_ID) == ["stopping", "running"]
     assert ssh.run(a.ip, "test -e /run/before-reboot", check=False).returncode == 1
     assert ssh.out(a.ip, "cat /root/keep") == "kept"
 

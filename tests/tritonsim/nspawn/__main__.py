@@ -22,8 +22,8 @@ def _build(args):
     path = image.build_base_image(args.cache_dir, force=args.force)
     info = image.read_image_info(path)
     print(path)
-    print("built in %ss, %s MB" % (info.get("build_seconds"),
-                                    (info.get("size_bytes") or 0) // 2**20), file=sys.stderr)
+    size_mb = (info.get("size_bytes") or 0) // 2**20
+    print("built in %ss, %s MB" % (info.get("build_seconds"), size_mb), file=sys.stderr)
     return 0
 
 
@@ -35,8 +35,8 @@ def _cleanup(args):
     from .manager import HostManager
     hm = HostManager(args.state)
     hm.close(purge=args.purge)
-    print("cleaned up %s (instance %s)%s" % (args.state, hm.instance_id,
-                                              ", machine data purged" if args.purge else ""))
+    purged = ", machine data purged" if args.purge else ""
+    print("cleaned up %s (instance %s)%s" % (args.state, hm.instance_id, purged))
     return 0
 
 

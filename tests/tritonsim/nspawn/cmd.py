@@ -67,7 +67,7 @@ def run(args, check=True, input=None, timeout=300, quiet=False):
     if not quiet:
         log.debug("run: %s", " ".join(args))
     try:
-        res = subprocess.run(args, input=input, capture_output=True, text=True,
+        res = subprocess.run(args, input=input, capture_output=True, text=True, check=False,
                              timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
     except FileNotFoundError:
         raise PrerequisiteError("command not found: %s" % args[0]) from None

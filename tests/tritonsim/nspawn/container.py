@@ -106,8 +106,8 @@ def launch(m, root, machine_dir):
     shared.note_path("/run/systemd/nspawn")
     logf = open(p["console.log"], "ab")
     try:
-        logf.write(("\n--- %s boot: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                            " ".join(cmd))).encode())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        logf.write(("\n--- %s boot: %s\n" % (stamp, " ".join(cmd))).encode())
         logf.flush()
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                "SYSTEMD_LOG_LEVEL": "warning"}

@@ -50,15 +50,19 @@ def mounts():
     return out
 
 
+def mount_points():
+    return [entry[0] for entry in mounts()]
+
+
 def is_mountpoint(path):
     path = os.path.realpath(path)
-    return any(m == path for m, _, _ in mounts())
+    return path in mount_points()
 
 
 def mounts_under(path):
     """Mount points at or below path, deepest (latest) first."""
     path = os.path.realpath(path).rstrip("/")
-    found = [m for m, _, _ in mounts() if m == path or m.startswith(path + "/")]
+    found = [m for m in mount_points() if m == path or m.startswith(path + "/")]
     return list(reversed(found))
 
 

@@ -36,9 +36,9 @@ BASE_PACKAGES = [
 # Bump when the configure steps change in a way the guest files do not show.
 BUILDER_VERSION = "2"
 GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
-GUEST_BIN = {  # guest file -> path inside the image
-    "mdata-get": "/usr/sbin/mdata-get",
-    "mdata-list": "/usr/sbin/mdata-list",
+GUEST_BIN = {  # guest file -> path inside the image (*.py get a python3 shebang)
+    "mdata_get.py": "/usr/sbin/mdata-get",
+    "mdata_list.py": "/usr/sbin/mdata-list",
     "tritonsim-user-script": "/usr/lib/tritonsim/tritonsim-user-script",
 }
 GUEST_UNITS = ["tritonsim-ssh-hostkeys.service", "tritonsim-user-script.service"]
@@ -209,8 +209,11 @@ def install_guest_tools(rootfs):
     for name, dest in GUEST_BIN.items():
         full = os.path.join(rootfs, dest.lstrip("/"))
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        shutil.copyfile(os.path.join(GUEST_DIR, name), full)
-        os.chmod(full, 0o755)
+        with open(os.path.join(GUEST_DIR, name), encoding="utf-8") as f:
+            text = f.read()
+        if name.endswith(".py"):
+            text = "#!/usr/bin/python3\n" + text
+        fsutil.write_atomic(full, text, mode=0o755)
     # HVM guest-tools location too, for scripts written against it
     smartdc = os.path.join(rootfs, "lib/smartdc")
     os.makedirs(smartdc, exist_ok=True)
@@ -306,8 +309,8 @@ def _tmp_dir_for(final):
     parent = os.path.dirname(os.path.abspath(final))
     os.makedirs(parent, exist_ok=True)
     _cleanup_stale_tmp(parent)
-    tmp = os.path.join(parent, ".tmp-%s-pid%d-%d" % (os.path.basename(final), os.getpid(),
-                                                       time.monotonic_ns()))
+    name = ".tmp-%s-pid%d-%d" % (os.path.basename(final), os.getpid(), time.monotonic_ns())
+    tmp = os.path.join(parent, name)
     os.makedirs(tmp)
     return tmp
 

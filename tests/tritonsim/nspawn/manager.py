@@ -156,6 +156,10 @@ class HostManager:
             except Exception:  # a broken callback must not break the container layer
                 log.exception("on_state callback failed for %s %s", machine_id, state)
 
+    def _write_metadata(self, m):
+        mdoc.write(container.paths(m["dir"])["metadata"], m, self._state["network"],
+                   self.user_script_mode)
+
     def _machine_dir(self, machine_id):
         return os.path.join(self.state_dir, "machines", machine_id)
 
@@ -269,8 +273,7 @@ class HostManager:
         self.ensure_network()
         network.setup_machine_net(self._state["network"], m)
         root = container.mount_overlay(image.rootfs_of(m["image_dir"]), m["dir"])
-        mdoc.write(container.paths(m["dir"])["metadata"], m, self._state["network"],
-                       self.user_script_mode)
+        self._write_metadata(m)
         started = time.monotonic()
         proc = container.launch(m, root, m["dir"])
         run = _Run(proc, fsutil.pid_starttime(proc.pid))
@@ -342,8 +345,8 @@ class HostManager:
         how = "not-running"
         if run is not None:
             how = self._stop_run(m, run, self.stop_timeout if timeout is None else timeout)
-        elif m.get("pid") and container.is_our_nspawn(m["pid"], m.get("pid_starttime"),
-                                                       m["nspawn_name"]):
+        elif m.get("pid") and container.is_our_nspawn(
+                m["pid"], m.get("pid_starttime"), m["nspawn_name"]):
             how = container.kill_nspawn(
                 m["pid"], m["pid_starttime"], m["nspawn_name"], timeout or self.stop_timeout,
                 container.poll_exit(m["pid"], m["pid_starttime"], m["nspawn_name"]))
@@ -416,16 +419,14 @@ class HostManager:
                 if sdc is not None:
                     m["sdc"].update(sdc)
                 self._save()
-            mdoc.write(container.paths(m["dir"])["metadata"], m,
-                               self._state["network"], self.user_script_mode)
+            self._write_metadata(m)
 
     def rename(self, machine_id, alias):
         """Change the alias (sdc:alias); the hostname stays, as on Triton."""
         with self._mlock(machine_id):
             m = self._machine(machine_id)
             self._set(m, alias=alias)
-            mdoc.write(container.paths(m["dir"])["metadata"], m, self._state["network"],
-                           self.user_script_mode)
+            self._write_metadata(m)
 
     def snapshot(self, machine_id, new_image_dir, *, name=None, stop_running=True):
         """Copy the machine's filesystem into a new image template; return its dir.

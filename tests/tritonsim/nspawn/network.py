@@ -103,7 +103,7 @@ def remove_tagged_rules(net_state):
     tag_value = net_state["tag"]
     for rule in reversed(net_state.get("iptables", [])):
         table, chain, spec = rule[0], rule[1], rule[2:]
-        for _ in range(20):  # duplicates, if a crash re-added one
+        for attempt in range(20):  # duplicates, if a crash re-added one
             if _iptables(table, "-D", chain, *spec, check=False).returncode != 0:
                 break
     for table in ("filter", "nat"):

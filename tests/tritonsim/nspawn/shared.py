@@ -64,10 +64,7 @@ def note_path(path):
 
 def _empty_tree(path):
     """True if path holds only (empty) directories."""
-    for _, _, files in os.walk(path):
-        if files:
-            return False
-    return True
+    return not any(entry[2] for entry in os.walk(path))
 
 
 def release_path(path):
@@ -88,10 +85,10 @@ def release_path(path):
             run(["umount", path], check=False)
         if os.path.isdir(path) and not fsutil.mounts_under(path):
             # bottom-up rmdir of the empty tree
-            for root, dirs, _ in os.walk(path, topdown=False):
-                for d in dirs:
+            for entry in os.walk(path, topdown=False):
+                for d in entry[1]:
                     with contextlib.suppress(OSError):
-                        os.rmdir(os.path.join(root, d))
+                        os.rmdir(os.path.join(entry[0], d))
             with contextlib.suppress(OSError):
                 os.rmdir(path)
         if not os.path.exists(path):

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # mdata-get KEY: print one metadata value, like Triton's mdata-get(1M).
 # Installed by tritonsim's nspawn backend. The host keeps the metadata in a
 # read-only bind mount; updates made through CloudAPI show up here at once.

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # mdata-list: list the customer metadata keys, one a line, like Triton's mdata-list(1M).
 # Exit: 0 ok, 2 error.
 import json
