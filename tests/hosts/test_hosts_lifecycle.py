@@ -172,6 +172,25 @@ def test_reboot(env, fleet, ssh):
     assert ssh.out(a.ip, "cat /root/keep") == "kept"
 
 
+def test_stop_kills_after_timeout_when_shutdown_hangs(env, fleet, ssh):
+    hm, events, a = env["hm"], env["events"], fleet["a"]
+    ssh.run(a.ip, "printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n"
+                  "ExecStop=/bin/sleep 600\\nTimeoutStopSec=infinity\\n' "
+                  "> /etc/systemd/system/hang.service && systemctl daemon-reload && "
+                  "systemctl start hang")
+    events.clear()
+    started = time.monotonic()
+    info = hm.stop(A_ID, timeout=3)
+    assert time.monotonic() - started < 20
+    assert info.state == "stopped" and events.of(A_ID)[-1][1]["shutdown"] == "killed"
+    m = hm._machine(A_ID)
+    assert not any(m["nspawn_name"] in p for p in host_snapshot()["nspawn_procs"])
+    assert not any(mp.startswith(m["dir"]) for mp in fsutil.mount_points())
+    assert hm.start(A_ID).state == "running"
+    assert ssh.out(a.ip, "cat /root/keep") == "kept"
+    ssh.run(a.ip, "rm /etc/systemd/system/hang.service && systemctl daemon-reload")
+
+
 def test_reboot_from_inside_boots_again(env, fleet, ssh):
     hm, events, b = env["hm"], env["events"], fleet["b"]
     old_pid = hm.get(B_ID).pid

@@ -4,7 +4,7 @@ manager whose old subnet got taken while it was down re-addresses its machines."
 
 import json
 
-from hostutil import assert_host_clean, host_snapshot, rm_state_dir
+from hostutil import assert_host_clean, host_snapshot, rm_state_dir, wait_until
 from tritonsim.nspawn import HostManager, network
 
 M1 = "f1f1f1f1-1111-4222-8333-444444444444"
@@ -53,3 +53,21 @@ def test_two_managers_side_by_side_and_readdressing(tmp_path_factory, hosts_avai
             two.close(purge=True)
         rm_state_dir(root)
     assert_host_clean(before, host_snapshot(), mine)
+
+
+def test_user_script_every_boot_mode(tmp_path_factory, hosts_available, base_image,
+                                     ssh_key, ssh):
+    root = tmp_path_factory.mktemp("hosts-every-boot")
+    pub = open(str(ssh_key) + ".pub").read()
+    script = "#!/bin/sh\necho run >> /root/runs\n"
+    hm = HostManager(root / "state", user_script_mode="every-boot")
+    try:
+        info = hm.create(M1, "every-boot", base_image, {"user-script": script}, pub)
+        wait_until(lambda: ssh.run(info.ip, "test -e /var/lib/tritonsim/user-script.done",
+                                   check=False).returncode == 0, what="first run")
+        hm.reboot(M1)
+        wait_until(lambda: ssh.out(info.ip, "wc -l < /root/runs", check=False) == "2",
+                   what="second run after reboot")
+    finally:
+        hm.close(purge=True)
+        rm_state_dir(root)
