@@ -286,6 +286,16 @@ def test_delete_removes_container_overlay_netns_veth(env, fleet, ssh):
     assert hm._allocate_ip() == ip
 
 
+def test_bad_machine_id_or_image_is_refused(env):
+    from tritonsim.nspawn import HostError
+    with pytest.raises(HostError, match="invalid machine id"):
+        env["hm"].create("../../etc", "x", env["image"])
+    with pytest.raises(HostError, match="not an image directory"):
+        env["hm"].create("e0e0e0e0-0000-4000-8000-000000000000", "x", str(env["root"]))
+    with pytest.raises(HostError, match="already exists"):
+        env["hm"].create(A_ID, "dup", env["image"])
+
+
 def test_cleanup_leaves_nothing_behind(env, fleet):
     hm, before = env["hm"], env["before"]
     hm.cleanup()

@@ -231,6 +231,8 @@ class HostManager:
         Blocks for the boot (a few seconds); call it from a worker thread. On failure
         the machine is left in state "failed" (delete() removes it) and HostError raised.
         """
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", machine_id or ""):
+            raise HostError("invalid machine id %r (letters, digits, _ . - only)" % machine_id)
         image_dir = os.path.abspath(image_dir)
         if not image.read_image_info(image_dir):
             raise HostError("not an image directory (no image.json + rootfs/): %s" % image_dir)
