@@ -14,7 +14,7 @@ description:
     name on the server and paging through any number of machines (1000 per call).
   - Deleted and failed machines are not listed, as in CloudAPI.
 author:
-  - locustfleet maintainers
+  - locustfleet maintainers (@locustfleet)
 options:
   tags:
     description:

@@ -1,0 +1,231 @@
+"""joyent_machine through ansible-playbook against tritonsim: single machines and fleets."""
+
+import json
+
+READ_ROUTES = ("List", "Get", "MachineAudit", "Ping")
+
+
+def write_calls(sim):
+    """Calls that change something, by route, from tritonsim's counters."""
+    return {route: codes for route, codes in sim.stats()["by_route"].items() if not route.startswith(READ_ROUTES)}
+
+
+def machines(sim, **tags):
+    """Live machines straight from tritonsim's CloudAPI (paged), via the collection's client."""
+    from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient
+    from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig
+    from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key
+
+    client = CloudAPIClient(CloudAPIConfig(url=sim.url, account=sim.account, key_id=sim.fingerprint, rate_limit=0),
+                            key=load_private_key(str(sim.key_path)))
+    return client.list_all("/%s/machines" % sim.account, {"tag." + k: v for k, v in tags.items()})
+
+
+FLEET = """
+- name: fleet
+  locustfleet.triton.joyent_machine:
+    count: "{{ count }}"
+    count_tags: {cluster: demo, role: worker}
+    image: debian-12
+    package: g1-medium
+    tags: {owner: qa}
+    metadata: {locust-master: 10.0.0.5}
+    wait_timeout: "{{ timeout | default(120) }}"
+    poll_interval: 0.3
+    replace_failed: "{{ replace | default(false) }}"
+"""
+
+
+def test_single_machine_lifecycle_and_idempotency(tritonsim, playbook):
+    create = """
+        - name: machine
+          locustfleet.triton.joyent_machine:
+            name: web-1
+            state: "{{ want }}"
+            image: ubuntu-24.04@20240701
+            package: g1-small
+            networks: [sim-public]
+            tags: {role: web, weight: 3, canary: true}
+            user_script: "#!/bin/sh\\necho hello"
+            poll_interval: 0.2
+    """
+    run = playbook(tritonsim, create, extra_vars={"want": "present"})
+    machine = run.result("machine")["machine"]
+    assert run.result("machine")["changed"] and machine["state"] == "running"
+    assert machine["tags"] == {"role": "web", "weight": 3, "canary": True}
+    assert run.result("machine")["created_ids"] == [machine["id"]]
+    listed = machines(tritonsim)
+    assert [m["name"] for m in listed] == ["web-1"]
+    assert listed[0]["metadata"]["user-script"] == "#!/bin/sh\necho hello"
+    assert listed[0]["image"] == run.result("machine")["machine"]["image"]
+
+    tritonsim.reset_stats()
+    again = playbook(tritonsim, create, extra_vars={"want": "present"})
+    assert again.recap["changed"] == 0 and write_calls(tritonsim) == {}
+
+    for want, state in (("stopped", "stopped"), ("running", "running")):
+        run = playbook(tritonsim, create, extra_vars={"want": want})
+        assert run.result("machine")["changed"] and run.result("machine")["machine"]["state"] == state
+        tritonsim.reset_stats()
+        assert playbook(tritonsim, create, extra_vars={"want": want}).recap["changed"] == 0
+        assert write_calls(tritonsim) == {}
+
+    tritonsim.reset_stats()
+    run = playbook(tritonsim, create, extra_vars={"want": "restarted"})
+    assert run.result("machine")["changed"] and run.result("machine")["machine"]["state"] == "running"
+    assert write_calls(tritonsim) == {"RebootMachine": {"202": 1}}
+
+    run = playbook(tritonsim, create, extra_vars={"want": "absent"})
+    assert run.result("machine")["deleted_ids"] == [machine["id"]] and machines(tritonsim) == []
+    assert playbook(tritonsim, create, extra_vars={"want": "absent"}).recap["changed"] == 0
+
+
+def test_check_mode_writes_nothing_and_diff_shows_the_plan(tritonsim, playbook):
+    task = """
+        - name: machine
+          locustfleet.triton.joyent_machine:
+            name: db-1
+            image: debian-12
+            package: g1-small
+            tags: {role: db}
+    """
+    run = playbook(tritonsim, task, check=True, diff=True)
+    result = run.result("machine")
+    assert result["changed"] and result["diff"] == {
+        "before": {}, "after": {"name": "db-1", "state": "running", "tags": {"role": "db"}}}
+    assert write_calls(tritonsim) == {} and machines(tritonsim) == []
+
+    playbook(tritonsim, task)
+    tritonsim.reset_stats()
+    run = playbook(tritonsim, task.replace("{role: db}", "{role: db, tier: 2}").replace("name: db-1\n",
+                   "name: db-1\n            state: stopped\n"), check=True, diff=True)
+    diff = run.result("machine")["diff"]
+    assert diff["before"]["state"] == "running" and diff["after"]["state"] == "stopped"
+    assert diff["after"]["tags"] == {"role": "db", "tier": 2}
+    assert write_calls(tritonsim) == {}
+
+
+def test_fleet_grows_shrinks_and_is_idempotent(tritonsim, playbook):
+    run = playbook(tritonsim, FLEET, extra_vars={"count": 5})
+    fleet = run.result("fleet")
+    assert len(fleet["created_ids"]) == 5 and len(fleet["machines"]) == 5
+    names = sorted(m["name"] for m in machines(tritonsim, cluster="demo"))
+    assert names == ["demo-worker-%d" % i for i in range(1, 6)]
+    assert all(m["state"] == "running" and m["tags"]["owner"] == "qa" for m in fleet["machines"])
+
+    tritonsim.reset_stats()
+    again = playbook(tritonsim, FLEET, extra_vars={"count": 5})
+    assert again.recap["changed"] == 0 and write_calls(tritonsim) == {}
+    assert tritonsim.route_stats("ListMachines") == {"200": 1}
+
+    run = playbook(tritonsim, FLEET, extra_vars={"count": 3}, diff=True)
+    assert len(run.result("fleet")["deleted_ids"]) == 2
+    assert sorted(run.result("fleet")["diff"]["after"]["machines"]) == ["demo-worker-1", "demo-worker-2",
+                                                                       "demo-worker-3"]
+    assert sorted(m["name"] for m in machines(tritonsim, cluster="demo")) == ["demo-worker-1", "demo-worker-2",
+                                                                             "demo-worker-3"]
+    run = playbook(tritonsim, FLEET, extra_vars={"count": 4})
+    assert [m["name"] for m in machines(tritonsim, cluster="demo") if m["id"] in run.result("fleet")["created_ids"]] \
+        == ["demo-worker-4"]
+
+    run = playbook(tritonsim, FLEET, extra_vars={"count": 0})
+    assert len(run.result("fleet")["deleted_ids"]) == 4 and machines(tritonsim, cluster="demo") == []
+
+
+def test_fleet_state_absent_and_stopped(tritonsim, playbook):
+    playbook(tritonsim, FLEET, extra_vars={"count": 3})
+    tritonsim.seed_machines(2, tags={"cluster": "other"}, name_prefix="other-")
+    run = playbook(tritonsim, FLEET.replace('count: "{{ count }}"', "count: 3\n    state: stopped"))
+    assert {m["state"] for m in run.result("fleet")["machines"]} == {"stopped"}
+    run = playbook(tritonsim, """
+        - name: gone
+          locustfleet.triton.joyent_machine:
+            count_tags: {cluster: demo}
+            state: absent
+            poll_interval: 0.2
+    """)
+    assert len(run.result("gone")["deleted_ids"]) == 3
+    assert [m["tags"]["cluster"] for m in machines(tritonsim)] == ["other", "other"]
+
+
+def test_fleet_of_50_converges_through_faults_without_duplicates(tritonsim_factory, playbook):
+    sim = tritonsim_factory(throttle="10:30", faults={"503": 0.1, "drop": 0.05, "lost_create": 0.05}, seed=7,
+                            provision_delay=1.0)
+    run = playbook(sim, FLEET, extra_vars={"count": 50, "timeout": 300})
+    fleet = run.result("fleet")
+    live = machines(sim, cluster="demo")
+    assert len(live) == 50 and len({m["name"] for m in live}) == 50
+    assert sorted(fleet["created_ids"]) == sorted(m["id"] for m in live)
+    assert fleet["failed_ids"] == [] and all(m["state"] == "running" for m in live)
+    stats = sim.stats()["by_route"]
+    assert stats["CreateMachine"].get("503") or stats["CreateMachine"].get("drop"), stats["CreateMachine"]
+    assert sum(stats["CreateMachine"].values()) >= 50
+    sim.set_faults({})
+    sim.reset_stats()
+    assert playbook(sim, FLEET, extra_vars={"count": 50}).recap["changed"] == 0
+    assert write_calls(sim) == {}
+
+
+def test_provisioning_failures_reported_or_replaced(tritonsim_factory, playbook):
+    sim = tritonsim_factory(faults={"provision_fail": 1.0})
+    run = playbook(sim, FLEET, extra_vars={"count": 2}, expect_rc=2)
+    fleet = run.result("fleet")
+    assert len(fleet["failed_ids"]) == 2 and fleet["msg"].startswith("2 machine(s) ended in state failed: ")
+    assert all(mid in fleet["msg"] for mid in fleet["failed_ids"])
+
+    sim.set_faults({"provision_fail": 0.5})
+    run = playbook(sim, FLEET, extra_vars={"count": 4, "replace": True, "timeout": 120})
+    assert len(machines(sim, cluster="demo")) == 4
+    assert all(m["state"] == "running" for m in run.result("fleet")["machines"])
+
+
+def test_timeout_lists_every_machine_and_its_last_state(tritonsim_factory, playbook):
+    sim = tritonsim_factory(provision_delay=60)
+    run = playbook(sim, FLEET, extra_vars={"count": 2, "timeout": 2}, expect_rc=2)
+    result = run.result("fleet")
+    assert result["msg"].startswith("timed out after 2s waiting for 2 machine(s) to settle; last states: ")
+    for machine_id in result["created_ids"]:
+        assert "%s (demo-worker-" % machine_id in result["msg"]
+    assert result["msg"].count(": provisioning") == 2
+
+
+def test_lost_create_response_never_duplicates(tritonsim, playbook):
+    tritonsim.set_faults({"lost_create": 1.0})
+    run = playbook(tritonsim, """
+        - name: machine
+          locustfleet.triton.joyent_machine:
+            name: solo
+            image: debian-12
+            package: g1-small
+            poll_interval: 0.2
+    """)
+    assert [m["name"] for m in machines(tritonsim)] == ["solo"]
+    assert run.result("machine")["created_ids"] == [machines(tritonsim)[0]["id"]]
+    assert tritonsim.route_stats("CreateMachine") == {"drop": 1}  # committed, then the connection closed
+
+
+def test_user_errors_are_one_line(tritonsim, playbook):
+    cases = [
+        ({"image": "debian-99", "package": "g1-small"}, "image 'debian-99' not found"),
+        ({"image": "debian-12", "package": "huge"},
+         "package 'huge' not found; available packages: g1-large, g1-medium"),
+        ({"image": "debian-12", "package": "g1-small", "networks": ["nope"]},
+         "network 'nope' not found; available networks: sim-private, sim-public"),
+    ]
+    for options, message in cases:
+        task = "- name: bad\n  locustfleet.triton.joyent_machine: %s\n" % json.dumps(dict(options, name="x"))
+        run = playbook(tritonsim, task, expect_rc=2)
+        msg = run.result("bad")["msg"]
+        assert message in msg and "\n" not in msg and "Traceback (most recent call last)" not in run.output
+    run = playbook(tritonsim, """
+        - name: bad
+          locustfleet.triton.joyent_machine: {name: x}
+    """, expect_rc=2)
+    assert run.result("bad")["msg"] == "image and package are required to create machine x"
+    run = playbook(tritonsim, """
+        - name: bad
+          locustfleet.triton.joyent_machine: {count: 2, count_tags: {}}
+    """, expect_rc=2)
+    assert run.result("bad")["msg"] == "count_tags must name at least one tag that identifies the fleet"
+    assert machines(tritonsim) == []
+    assert json.dumps(write_calls(tritonsim)) == "{}"
