@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Requests per second that tritonsim answers on loopback (signed GetMachine / ListMachines).
 
 Starts its own tritonsim (throttle off) with a fresh RSA key, seeds machines
@@ -95,9 +94,9 @@ def _measure(url, key_path, key_id, paths, seconds, processes, threads):
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.map(_worker, jobs)
     elapsed = time.monotonic() - start
-    latencies = [x for lat, _ in results for x in lat]
+    latencies = [x for lat, dummy in results for x in lat]
     statuses = {}
-    for _, codes in results:
+    for dummy, codes in results:
         for k, v in codes.items():
             statuses[str(k)] = statuses.get(str(k), 0) + v
     latencies.sort()

@@ -141,7 +141,7 @@ def test_faults_given_at_start(tritonsim_factory):
 
 def _sequence(sim, n=40):
     c = client_for(sim)
-    return [c.get("/my").status_code for _ in range(n)]
+    return [c.get("/my").status_code for dummy in range(n)]
 
 
 def test_seed_makes_fractions_deterministic(tritonsim_factory):
@@ -158,7 +158,7 @@ def test_drop_fraction_matches_stats(tritonsim_factory):
     sim = tritonsim_factory(faults={"drop": 0.3}, seed=3)
     c = client_for(sim)
     outcomes = []
-    for _ in range(30):
+    for dummy in range(30):
         try:
             outcomes.append(str(c.get("/my/keys").status_code))
         except requests.ConnectionError:

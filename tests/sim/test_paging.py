@@ -26,7 +26,7 @@ def test_2500_machines_in_three_pages(tritonsim):
     assert pages == [1000, 1000, 500]
     assert len(set(ids)) == 2500
     assert ids[0] == seeded["first"] and ids[-1] == seeded["last"]
-    tagged, _ = _page_through(c, "&tag.fleet=paging&tag.n=1")
+    tagged, dummy = _page_through(c, "&tag.fleet=paging&tag.n=1")
     assert tagged == ids
     page = c.get("/my/machines?limit=3&offset=2498").json()
     assert [m["id"] for m in page] == ids[2498:]
@@ -45,5 +45,5 @@ def test_10000_machines_list_completely(tritonsim):
     # stable creation order: each batch is contiguous, in the order it was seeded
     for b, batch in enumerate(batches):
         assert ids[b * 2500] == batch["first"] and ids[b * 2500 + 2499] == batch["last"]
-        in_batch, _ = _page_through(c, f"&tag.batch={b}")
+        in_batch, dummy = _page_through(c, f"&tag.batch={b}")
         assert in_batch == ids[b * 2500:(b + 1) * 2500]

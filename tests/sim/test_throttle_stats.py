@@ -12,7 +12,7 @@ def test_token_bucket_429_and_stats(tritonsim_factory):
     sim = tritonsim_factory(throttle="5:10")
     c = client_for(sim)
     sim.reset_stats()
-    responses = [c.get("/my/machines") for _ in range(25)]
+    responses = [c.get("/my/machines") for dummy in range(25)]
     codes = [r.status_code for r in responses]
     assert codes[:10] == [200] * 10           # the burst
     assert codes.count(429) >= 10             # 5 r/s cannot refill 15 tokens that fast
@@ -23,8 +23,8 @@ def test_token_bucket_429_and_stats(tritonsim_factory):
     assert sim.route_stats("ListMachines") == {"200": codes.count(200), "429": codes.count(429)}
 
     # ping and /__sim are not throttled; unauthenticated calls are rejected before the throttle
-    assert all(requests.get(sim.url + "/--ping").status_code == 200 for _ in range(15))
-    assert all(requests.get(sim.url + "/__sim/stats").status_code == 200 for _ in range(15))
+    assert all(requests.get(sim.url + "/--ping").status_code == 200 for dummy in range(15))
+    assert all(requests.get(sim.url + "/__sim/stats").status_code == 200 for dummy in range(15))
     assert requests.get(sim.url + "/my/machines").status_code == 401
 
     time.sleep(0.5)                           # 5 r/s refills ~2 tokens
@@ -34,14 +34,14 @@ def test_token_bucket_429_and_stats(tritonsim_factory):
 def test_sub_users_share_the_account_bucket(tritonsim_factory):
     sim = tritonsim_factory(throttle="1:3", users=["bob"])
     acct, bob = client_for(sim), client_for(sim, user="bob")
-    assert [acct.get("/my").status_code for _ in range(3)] == [200, 200, 200]
+    assert [acct.get("/my").status_code for dummy in range(3)] == [200, 200, 200]
     error(bob.get("/my"), 429, "TooManyRequests", "request rate of 1 r/s")
 
 
 def test_default_throttle_is_10_per_second_burst_30(tritonsim_factory):
     sim = tritonsim_factory(throttle="10:30")
     c = client_for(sim)
-    responses = [c.get("/my") for _ in range(45)]
+    responses = [c.get("/my") for dummy in range(45)]
     codes = [r.status_code for r in responses]
     assert codes[:30] == [200] * 30 and codes.count(429) >= 5
     limited = next(r for r in responses if r.status_code == 429)
@@ -50,7 +50,7 @@ def test_default_throttle_is_10_per_second_burst_30(tritonsim_factory):
 
 def test_throttle_off(tritonsim):
     c = client_for(tritonsim)
-    assert {c.get("/my").status_code for _ in range(120)} == {200}
+    assert {c.get("/my").status_code for dummy in range(120)} == {200}
     assert "429" not in tritonsim.route_stats("GetAccount")
 
 

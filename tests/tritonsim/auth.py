@@ -39,7 +39,7 @@ def authenticate(view: httpsig.RequestView, accounts, api_version):
         return None
     if " " not in authz:
         raise invalid_header("BasicAuth content is invalid.")
-    scheme, _, credentials = authz.partition(" ")
+    scheme, dummy, credentials = authz.partition(" ")
     scheme = scheme.lower()
     if scheme == "basic":
         # Parsed like CloudAPI, but there is no basic authenticator behind it.

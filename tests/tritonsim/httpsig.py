@@ -106,7 +106,7 @@ def _check_skew(req):
 
 
 def _split_scheme(authz):
-    scheme, _, rest = authz.partition(" ")
+    scheme, dummy, rest = authz.partition(" ")
     return scheme, rest
 
 
@@ -169,7 +169,7 @@ def _parse_modern(req):
         if not params.get(required):
             raise SignatureHeaderError(f"{required} was not specified")
     algorithm = str(params["algorithm"])
-    kind, _, hash_name = algorithm.lower().partition("-")
+    kind, dummy, hash_name = algorithm.lower().partition("-")
     if "-" in hash_name or not hash_name or kind not in _MODERN_KEY_TYPES | {"hmac"} \
             or hash_name not in _MODERN_HASHES:
         raise SignatureHeaderError(f"{algorithm} is not supported")
@@ -261,7 +261,7 @@ def _parse_legacy(req):
 
 def verify(parsed: ParsedSignature, public_key) -> bool:
     """True if the signature matches; algorithm/key type mismatches are just False."""
-    kind, _, hash_name = parsed.algorithm.partition("-")
+    kind, dummy, hash_name = parsed.algorithm.partition("-")
     if kind != public_key.type or hash_name not in _HASH_CLASSES:
         return False
     if parsed.legacy and kind != "rsa":

@@ -47,7 +47,7 @@ class Scheduler:
                     self._cond.wait(timeout)
                 if self._closed:
                     return
-                _, n, key, fn = heapq.heappop(self._heap)
+                dummy, n, key, fn = heapq.heappop(self._heap)
                 if key is not None:
                     if self._live.get(key) != n:
                         continue    # superseded or cancelled

@@ -26,7 +26,7 @@ def _cns_services(value):
             return (f'invalid "triton.cns.services" tag: service port number for {name} '
                     "must be within the range 1 - 65535")
         for prop in filter(None, m.group("props").split(":")):
-            key, _, val = prop.partition("=")
+            key, dummy, val = prop.partition("=")
             if key not in ("priority", "weight"):
                 return (f'invalid "triton.cns.services" tag: service property "{key}" '
                         "is not a valid property name")
@@ -80,7 +80,9 @@ def triton_tag_error(key, value):
     if rule is None:
         return f'Unrecognized special triton tag "{key}"'
     expected, check = rule
-    if type(value) is not expected:
+    # expected is str or bool, so isinstance is an exact type test for JSON values; a number
+    # rule would have to reject bools itself (bool is a subclass of int)
+    if not isinstance(value, expected):
         return (f'Triton tag "{key}" value must be a {_JS_TYPES[expected]}: '
                 f"{json.dumps(value)} ({_js_type(value)})")
     return check(value) if check else None
