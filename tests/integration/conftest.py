@@ -90,7 +90,7 @@ def playbook(tmp_path):
             args.append("--check")
         if diff:
             args.append("--diff")
-        proc = subprocess.run(args, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(args, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=600, check=False)
         output = proc.stdout + proc.stderr
         entries = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
         outcome = PlaybookRun(proc.returncode, output, entries, _recap(proc.stdout))
