@@ -48,7 +48,7 @@ def test_module_defaults_group_sets_credentials_once(tritonsim, playbook):
               private_key_path: "{{ sim_key }}"
     """, extra_vars={"sim_url": tritonsim.url, "sim_account": tritonsim.account, "sim_key": str(tritonsim.key_path),
                      "sim_fp": tritonsim.fingerprint},
-        env={"TRITON_URL": "http://127.0.0.1:9", "TRITON_KEY_ID": "00:" * 15 + "00"})
+                   env={"TRITON_URL": "http://127.0.0.1:9", "TRITON_KEY_ID": "00:" * 15 + "00"})
     assert run.result("listed")["machines"] == []
 
 
