@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fleet creation: joyent_machine count=N against a loop of `triton instance create -w`.
 
 Starts tritonsim with CloudAPI's default throttle (10 r/s, bursts of 30) and a fixed
