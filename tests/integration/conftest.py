@@ -12,19 +12,15 @@ and the key found in a throwaway ~/.ssh, as a user's would be.
 """
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
+from support.control import REPO, control_env, venv_bin
+
 
 
 @dataclass
@@ -50,22 +46,6 @@ def _recap(output):
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
-def control_env(sim, home):
-    """The environment of a user whose CloudAPI settings point at ``sim``."""
-    ssh = home / ".ssh"
-    ssh.mkdir(parents=True, exist_ok=True)
-    shutil.copy(sim.key_path, ssh / "id_rsa")
-    shutil.copy(sim.pub_path, ssh / "id_rsa.pub")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TRITON_", "SDC_", "ANSIBLE_")) and k != "SSH_AUTH_SOCK"}
-    env.update(HOME=str(home), TRITON_URL=sim.url, TRITON_ACCOUNT=sim.account, TRITON_KEY_ID=sim.fingerprint,
-               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
-               ANSIBLE_CALLBACKS_ENABLED="record_results", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_LOCAL_TEMP=str(home / ".ansible-tmp"), PATH=os.path.dirname(sys.executable) + ":"
-               + os.environ.get("PATH", ""))
-    return env
-
-
 @pytest.fixture
 def playbook(tmp_path):
     counter = [0]
@@ -83,7 +63,7 @@ def playbook(tmp_path):
         run_env = control_env(sim, home)
         run_env["RECORD_RESULTS_FILE"] = str(record)
         run_env.update(env or {})
-        args = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(book)]
+        args = [venv_bin("ansible-playbook"), str(book)]
         if extra_vars:
             args += ["-e", json.dumps(extra_vars)]
         if check:

@@ -119,11 +119,10 @@ def test_fleet_grows_shrinks_and_is_idempotent(tritonsim, playbook):
     assert tritonsim.route_stats("ListMachines") == {"200": 1}
 
     run = playbook(tritonsim, FLEET, extra_vars={"count": 3}, diff=True)
+    first_three = ["demo-worker-1", "demo-worker-2", "demo-worker-3"]
     assert len(run.result("fleet")["deleted_ids"]) == 2
-    assert sorted(run.result("fleet")["diff"]["after"]["machines"]) == ["demo-worker-1", "demo-worker-2",
-                                                                       "demo-worker-3"]
-    assert sorted(m["name"] for m in machines(tritonsim, cluster="demo")) == ["demo-worker-1", "demo-worker-2",
-                                                                             "demo-worker-3"]
+    assert sorted(run.result("fleet")["diff"]["after"]["machines"]) == first_three
+    assert sorted(m["name"] for m in machines(tritonsim, cluster="demo")) == first_three
     run = playbook(tritonsim, FLEET, extra_vars={"count": 4})
     assert [m["name"] for m in machines(tritonsim, cluster="demo") if m["id"] in run.result("fleet")["created_ids"]] \
         == ["demo-worker-4"]

@@ -1,0 +1,158 @@
+"""The locustfleet.triton.joyent inventory plugin through real ansible-inventory against tritonsim."""
+
+import json
+import subprocess
+
+import pytest
+
+from support.control import REPO, control_env, venv_bin
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    """run(sim, config_text, *args) -> (returncode, stdout, stderr) of ansible-inventory -i CONFIG args."""
+
+    def run(sim, config, *args, name="fleet.joyent.yml", expect_rc=0, env=None):
+        path = tmp_path / name
+        path.write_text(config)
+        run_env = control_env(sim, tmp_path / "home")
+        run_env.update(env or {})
+        proc = subprocess.run([venv_bin("ansible-inventory"), "-i", str(path),
+                               *args], cwd=REPO, env=run_env, capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert proc.returncode == expect_rc, proc.stdout + proc.stderr
+        return proc
+    return run
+
+
+def plain(value):
+    """ansible-inventory marks values from the cloud as unsafe ({"__ansible_unsafe": v}); unwrap them."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return plain(value["__ansible_unsafe"])
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def listed(proc):
+    return plain(json.loads(proc.stdout))
+
+
+BASIC = """
+plugin: locustfleet.triton.joyent
+tags: {cluster: demo}
+"""
+
+
+def test_graph_groups_by_tag_and_state_with_server_side_filters(tritonsim, inventory):
+    tritonsim.seed_machines(2, tags={"cluster": "demo", "role": "worker"}, name_prefix="w-")
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "role": "master"}, name_prefix="m-")
+    tritonsim.seed_machines(3, tags={"cluster": "other", "role": "worker"}, name_prefix="o-")
+    tritonsim.reset_stats()
+    graph = inventory(tritonsim, BASIC, "--graph").stdout
+    assert "@tag_role_worker:" in graph and "@tag_role_master:" in graph and "@state_running:" in graph
+    assert "|--w-1" in graph and "|--m-" in graph and "|--o-" not in graph
+    data = listed(inventory(tritonsim, BASIC, "--list"))
+    assert sorted(data["tag_role_worker"]["hosts"]) == ["w-1", "w-2"]
+    hostvars = data["_meta"]["hostvars"]["w-1"]
+    assert hostvars["joyent_tags"] == {"cluster": "demo", "role": "worker"}
+    assert hostvars["ansible_host"] == hostvars["joyent_primaryIp"]
+    assert hostvars["joyent_image_name"].startswith("debian-12@")
+    assert "root_authorized_keys" not in json.dumps(hostvars)
+    stats = tritonsim.stats()["by_route"]
+    assert stats["ListMachines"] == {"200": 2} and stats["ListImages"] == {"200": 2}
+    assert not any(route.startswith("GetMachine") for route in stats)
+
+
+def test_the_shipped_configs_group_master_and_workers(tritonsim, inventory):
+    tritonsim.seed_machines(3, tags={"locustfleet.cluster": "locustfleet", "locustfleet.role": "worker"},
+                            name_prefix="worker-")
+    tritonsim.seed_machines(1, tags={"locustfleet.cluster": "locustfleet", "locustfleet.role": "master"},
+                            name_prefix="master-")
+    for name in ("tritonsim.joyent.yml", "triton.joyent.yml"):
+        config = (REPO / "inventory" / name).read_text()
+        data = listed(inventory(tritonsim, config, "--list", name=name))
+        assert [h[:7] for h in data["locust_master"]["hosts"]] == ["master-"]
+        assert sorted(data["locust_workers"]["hosts"]) == ["worker-1", "worker-2", "worker-3"]
+        assert data["_meta"]["hostvars"]["worker-1"]["ansible_user"] == "root"
+
+
+def test_hostnames_preference_keyed_groups_compose_and_name_pattern(tritonsim, inventory):
+    tritonsim.seed_machines(3, tags={"cluster": "demo", "role": "worker"}, name_prefix="w-")
+    config = BASIC + """
+hostnames: ["tag:missing", primaryIp]
+name_pattern: "^w-[12]$"
+keyed_groups:
+  - key: joyent_tags.role
+    prefix: role
+compose:
+  machine_label: joyent_name ~ '/' ~ joyent_state
+groups:
+  early: joyent_name == 'w-1'
+"""
+    data = listed(inventory(tritonsim, config, "--list"))
+    hosts = data["_meta"]["hostvars"]
+    assert len(hosts) == 2 and all(host == v["joyent_primaryIp"] for host, v in hosts.items())
+    assert sorted(v["machine_label"] for v in hosts.values()) == ["w-1/running", "w-2/running"]
+    assert sorted(data["role_worker"]["hosts"]) == sorted(hosts)
+    assert [hosts[h]["joyent_name"] for h in data["early"]["hosts"]] == ["w-1"]
+
+
+def test_duplicate_hostnames_are_warned_about_not_merged(tritonsim, inventory):
+    tritonsim.seed_machines(2, tags={"cluster": "demo", "role": "twin"}, name_prefix="w-")
+    proc = inventory(tritonsim, BASIC + 'hostnames: ["tag:role", id]\n', "--list")
+    hosts = listed(proc)["_meta"]["hostvars"]
+    assert len(hosts) == 2 and "twin" in hosts
+    assert "would be named twin" in proc.stderr
+
+
+def test_templated_options_and_bad_settings(tritonsim, inventory):
+    config = BASIC + "url: \"{{ lookup('ansible.builtin.env', 'SIM_URL') }}\"\n"
+    inventory(tritonsim, config, "--list", env={"SIM_URL": tritonsim.url, "TRITON_URL": "http://127.0.0.1:9"})
+    proc = inventory(tritonsim, BASIC, "--list", env={"TRITON_URL": "http://127.0.0.1:9", "TRITON_RETRIES": "0"},
+                     expect_rc=1)
+    assert "locustfleet.triton.joyent inventory %s" % "" in proc.stderr and "cannot reach CloudAPI" in proc.stderr
+    assert "fleet.joyent.yml" in proc.stderr
+    proc = inventory(tritonsim, BASIC + "fail_on_errors: false\nretries: 0\n", "--list",
+                     env={"TRITON_URL": "http://127.0.0.1:9"})
+    assert "this source adds no hosts" in proc.stderr
+
+
+def test_other_file_names_are_rejected_with_a_reason(tritonsim, inventory):
+    proc = inventory(tritonsim, BASIC, "--list", "-vvv", name="fleet.yml", expect_rc=1)
+    assert "only reads files ending in joyent.yml" in proc.stdout + proc.stderr
+
+
+def test_cache_hit_makes_no_calls_and_flush_cache_refreshes(tritonsim, inventory, tmp_path):
+    config = BASIC + "cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n" % (
+        tmp_path / "cache")
+    tritonsim.seed_machines(2, tags={"cluster": "demo"}, name_prefix="w-")
+    assert len(listed(inventory(tritonsim, config, "--list"))["_meta"]["hostvars"]) == 2
+    tritonsim.seed_machines(1, tags={"cluster": "demo"}, name_prefix="late-")  # only a fresh read sees it
+    tritonsim.reset_stats()
+    assert len(listed(inventory(tritonsim, config, "--list"))["_meta"]["hostvars"]) == 2
+    assert tritonsim.stats()["by_route"] == {}
+    assert len(listed(inventory(tritonsim, config, "--list", "--flush-cache"))["_meta"]["hostvars"]) == 3
+    assert tritonsim.route_stats("ListMachines") == {"200": 1}
+
+
+def test_unreadable_cache_entry_is_ignored(tritonsim, inventory, tmp_path):
+    cache_dir = tmp_path / "cache"
+    config = BASIC + "cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n" % cache_dir
+    tritonsim.seed_machines(1, tags={"cluster": "demo"}, name_prefix="w-")
+    inventory(tritonsim, config, "--list")
+    for entry in cache_dir.iterdir():
+        entry.write_text(json.dumps({"format": 0, "servers": "old"}))
+    tritonsim.reset_stats()
+    assert list(listed(inventory(tritonsim, config, "--list"))["_meta"]["hostvars"]) == ["w-1"]
+    assert tritonsim.route_stats("ListMachines") == {"200": 1}
+
+
+def test_2500_machines_across_three_pages(tritonsim, inventory):
+    tritonsim.seed_machines(2500, tags={"cluster": "demo"}, name_prefix="w-")
+    tritonsim.reset_stats()
+    hosts = listed(inventory(tritonsim, BASIC, "--list"))["_meta"]["hostvars"]
+    assert len(hosts) == 2500 and len({v["joyent_id"] for v in hosts.values()}) == 2500
+    assert tritonsim.route_stats("ListMachines") == {"200": 3}
