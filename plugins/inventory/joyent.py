@@ -105,6 +105,7 @@ import re
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.locustfleet.triton.plugins.module_utils import _client as client_lib
 from ansible_collections.locustfleet.triton.plugins.module_utils import _keys as keys_lib
@@ -252,8 +253,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             connect = self.get_option("connect_with")
             if connect != "none" and addresses.get(connect):
                 variables["ansible_host"] = addresses[connect]
-            for key, value in variables.items():
-                self.inventory.set_variable(host, key, value)
+            self._set_variables(host, variables)
             if by_tags:
                 self.inventory.add_child(self.inventory.add_group(group_name("state", machine.get("state"))), host)
                 for key, value in (machine.get("tags") or {}).items():
@@ -261,6 +261,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)
+
+    def _set_variables(self, host, variables):
+        """Set the host's variables; cloud-supplied values are never trusted as templates.
+
+        ansible-core 2.19+ hands plugins a wrapper whose set_variable tags every value with its
+        origin, which costs more than everything else at 10,000 hosts. The values here come from
+        CloudAPI's JSON and carry no trust, which is exactly what the wrapper would leave them with,
+        so they go straight onto the new host. Older cores template plain strings, so there they are
+        wrapped as unsafe and set through the public API.
+        """
+        data = getattr(self.inventory, "__wrapped__", None)
+        if data is not None and host in getattr(data, "hosts", {}):
+            data.hosts[host].vars.update(variables)
+            return
+        for key, value in variables.items():
+            self.inventory.set_variable(host, key, wrap_var(value))
 
     @staticmethod
     def _addresses(machine, public_networks):

@@ -156,3 +156,21 @@ def test_2500_machines_across_three_pages(tritonsim, inventory):
     hosts = listed(inventory(tritonsim, BASIC, "--list"))["_meta"]["hostvars"]
     assert len(hosts) == 2500 and len({v["joyent_id"] for v in hosts.values()}) == 2500
     assert tritonsim.route_stats("ListMachines") == {"200": 3}
+
+
+def test_cloud_supplied_values_are_never_templated(tritonsim, tmp_path):
+    """A tag value that looks like Jinja must reach plays as literal text (no template injection)."""
+    from support.control import control_env, venv_bin
+
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "note": "{{ lookup('ansible.builtin.env', 'HOME') }}"},
+                            name_prefix="w-")
+    config = tmp_path / "fleet.joyent.yml"
+    config.write_text(BASIC)
+    play = tmp_path / "show.yml"
+    play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.debug:\n        msg: \"NOTE={{ joyent_tags.note }}\"\n")
+    proc = subprocess.run([venv_bin("ansible-playbook"), "-i", str(config), str(play)], cwd=REPO, check=False,
+                          env=control_env(tritonsim, tmp_path / "home"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "NOTE={{ lookup('ansible.builtin.env', 'HOME') }}" in proc.stdout
+    assert "NOTE=%s" % (tmp_path / "home") not in proc.stdout
