@@ -25,6 +25,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# Real-host rehearsals and tests (tritonsim --backend nspawn) need debootstrap, systemd-nspawn, iptables.
+as_root scripts/install-host-tools.sh
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip==25.3
 if $with_tests; then

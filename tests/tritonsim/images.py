@@ -100,6 +100,9 @@ class ImageService:
             if image["owner"] != self.account.uuid:
                 raise not_authorized(f"You do not have permission to delete image {image_id}")
             self.store.delete_image(image_id)
+            delete_files = getattr(self.backend, "delete_image", None)
+            if delete_files:
+                delete_files(image_id)
 
     def resume_all(self):
         with self.lock:

@@ -8,6 +8,7 @@ import threading
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .app import create_app
+from .nspawn.errors import HostError
 from .sim import Sim
 
 
@@ -28,28 +29,37 @@ def serve(config):
     _Handler.log_requests = config.log_requests
     try:
         sim = Sim(config)
-    except (OSError, ValueError) as e:      # unreadable key files, bad data dir...
+    except (OSError, ValueError, HostError) as e:   # unreadable keys, bad data dir, nspawn not usable here
         print(f"tritonsim: error: {e}", file=sys.stderr)
         return 2
+    app = create_app(sim)
+    servers = []
     try:
-        server = make_server(config.host, config.port, create_app(sim), threaded=True,
-                             request_handler=_Handler)
+        servers.append(make_server(config.host, config.port, app, threaded=True, request_handler=_Handler))
+        sim.port = servers[0].port
+        if sim.guest_address and config.host not in ("0.0.0.0", "::", sim.guest_address):
+            # Machines on the real-host bridge reach CloudAPI at the bridge address, same port.
+            servers.append(make_server(sim.guest_address, sim.port, app, threaded=True, request_handler=_Handler))
     except BaseException:
+        for server in servers:
+            server.server_close()
         sim.close()
         raise
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                               name="tritonsim-http", daemon=True)
-    serving.start()
+        signal.signal(signum, lambda *args: stop.set())
+    threads = [threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                name="tritonsim-http", daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
     sim.resume()
     host = f"[{config.host}]" if ":" in config.host else config.host
-    print(f"http://{host}:{server.port}", flush=True)
+    print(f"http://{host}:{sim.port}", flush=True)
     while not stop.wait(0.5):
         pass
-    server.shutdown()
-    server.server_close()
-    serving.join(timeout=5)
+    for server, thread in zip(servers, threads):
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
     sim.close()
     return 0

@@ -53,6 +53,9 @@ class Sim:
         self.props = TagsAndMetadata(self.machines)
         self.images = ImageService(self.store, self.backend, self.account, self.machines)
         self.backend.bind(_Events(self.machines, self.images))
+        self.port = config.port  # the real one once the server is bound
+        # With real hosts, machines reach CloudAPI on the backend's bridge address.
+        self.guest_address = getattr(self.backend, "bridge_address", None)
 
     def resume(self):
         """Continue operations a previous run left unfinished."""

@@ -2,7 +2,7 @@
 
 from .base import BackendEvents, MachineBackend
 
-BACKENDS = ("memory",)
+BACKENDS = ("memory", "nspawn")
 
 
 def make_backend(name, *, data_dir, provision_delay, action_delay=None):
@@ -10,6 +10,11 @@ def make_backend(name, *, data_dir, provision_delay, action_delay=None):
     if name == "memory":
         from .memory import MemoryBackend
         return MemoryBackend(provision_delay=provision_delay, action_delay=action_delay)
+    if name == "nspawn":
+        # Real systemd-nspawn hosts (root only): the constructor raises PrerequisiteError,
+        # a ValueError, saying what to install when it cannot run here.
+        from ..nspawn.backend import NspawnBackend
+        return NspawnBackend(data_dir)
     raise ValueError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
 
 

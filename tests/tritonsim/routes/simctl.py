@@ -47,7 +47,18 @@ def seed_machines():
     return json_response({"count": len(ids), "first": ids[0], "last": ids[-1]}, 201)
 
 
+def info():
+    """Where this tritonsim is reachable: from the host and, with real hosts, from inside machines."""
+    current = sim()
+    guest_url = None
+    if current.guest_address:
+        guest_url = "http://%s:%d" % (current.guest_address, current.port)
+    return json_response({"backend": current.config.backend, "account": current.account.login,
+                          "url": "http://%s:%d" % (current.config.host, current.port), "guest_url": guest_url})
+
+
 ROUTES = [
+    ("/__sim/info", "sim.Info", ["GET"], info),
     ("/__sim/faults", "sim.GetFaults", ["GET"], get_faults),
     ("/__sim/faults", "sim.SetFaults", ["POST", "PUT"], set_faults),
     ("/__sim/stats", "sim.GetStats", ["GET"], get_stats),

@@ -1,0 +1,146 @@
+"""tritonsim serve --backend nspawn end to end: CloudAPI calls create, change and destroy real hosts."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient, CloudAPIError
+from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig
+from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key
+from hostutil import Ssh, assert_host_clean, host_snapshot, wait_until
+
+IMAGE = "debian-12"
+PACKAGE = "g1-small"
+
+
+@pytest.fixture(scope="module")
+def cloud(hosts_available, base_image, tritonsim_module_factory):
+    before = host_snapshot()
+    sim = tritonsim_module_factory(extra_args=["--backend", "nspawn"], throttle="off")
+    client = CloudAPIClient(CloudAPIConfig(url=sim.url, account=sim.account, key_id=sim.fingerprint, rate_limit=0),
+                            key=load_private_key(str(sim.key_path)))
+    yield sim, client, Ssh(sim.key_path)
+    for machine in client.list_all("/%s/machines" % sim.account):
+        client.delete("/%s/machines/%s" % (sim.account, machine["id"]))
+    assert sim.stop(timeout=180) == 0
+    assert_host_clean(before, host_snapshot(), mine=[str(sim.data_dir)])
+
+
+def machine_path(sim, machine_id, *rest):
+    return "/".join(["", sim.account, "machines", machine_id] + list(rest))
+
+
+def wait_state(client, sim, machine_id, state, timeout=180):
+    def reached():
+        try:
+            machine = client.get(machine_path(sim, machine_id))
+        except CloudAPIError as exc:
+            return state == "deleted" and exc.status == 410
+        return machine if machine["state"] == state else None
+    return wait_until(reached, timeout=timeout, interval=0.5, what="machine %s %s" % (machine_id, state))
+
+
+def create(client, sim, name, image=IMAGE, **extra):
+    images = client.get("/%s/images" % sim.account, {"name": image}) if "-" in image and len(image) < 36 else None
+    image_id = images[-1]["id"] if images else image
+    body = {"name": name, "image": image_id, "package": PACKAGE}
+    body.update(extra)
+    machine = client.post("/%s/machines" % sim.account, body)
+    return wait_state(client, sim, machine["id"], "running")
+
+
+def test_machine_is_a_real_host_with_metadata_and_user_script(cloud):
+    sim, client, ssh = cloud
+    machine = create(client, sim, "web-1", **{"metadata.greeting": "hello",
+                                             "metadata.user-script": "#!/bin/sh\ntouch /root/user-script-ran\n"})
+    ip = machine["primaryIp"]
+    assert machine["ips"] == [ip] and machine["nics"][0]["ip"] == ip
+    assert ssh.out(ip, "hostname") == "web-1"
+    assert ssh.out(ip, "mdata-get sdc:uuid") == machine["id"]
+    assert ssh.out(ip, "mdata-get greeting") == "hello"
+    assert ssh.run(ip, "mdata-get nothing-here", check=False).returncode == 1
+    wait_until(lambda: ssh.run(ip, "test -e /root/user-script-ran", check=False).returncode == 0, timeout=60,
+               what="user-script")
+    assert ssh.out(ip, "cat /proc/1/comm") == "systemd"
+
+    client.post(machine_path(sim, machine["id"], "metadata"), {"greeting": "changed"})
+    wait_until(lambda: ssh.out(ip, "mdata-get greeting") == "changed", timeout=30, what="metadata update")
+
+
+def test_machines_reach_cloudapi_on_the_bridge(cloud):
+    sim, client, ssh = cloud
+    info = sim._sim("GET", "/__sim/info")
+    assert info["backend"] == "nspawn" and info["guest_url"].endswith(":%s" % sim.url.rsplit(":", 1)[1])
+    machine = create(client, sim, "caller-1")
+    ping = ssh.out(machine["primaryIp"], "python3 -c \"import urllib.request; "
+                                         "print(urllib.request.urlopen('%s/--ping').read().decode())\""
+                   % info["guest_url"])
+    assert '"ping": "pong"' in ping or '"ping":"pong"' in ping
+
+
+def test_stop_start_reboot_and_poweroff_inside(cloud):
+    sim, client, ssh = cloud
+    machine = create(client, sim, "cycle-1")
+    ip, machine_id = machine["primaryIp"], machine["id"]
+    ssh.run(ip, "echo kept > /root/data")
+    client.post(machine_path(sim, machine_id), {"action": "stop"}, idempotent=True)
+    wait_state(client, sim, machine_id, "stopped")
+    assert ssh.run(ip, "true", check=False, timeout=15).returncode != 0
+    client.post(machine_path(sim, machine_id), {"action": "start"}, idempotent=True)
+    wait_state(client, sim, machine_id, "running")
+    assert ssh.out(ip, "cat /root/data") == "kept"
+    boot_id = ssh.out(ip, "cat /proc/sys/kernel/random/boot_id; systemctl show -p ActiveEnterTimestamp sshd")
+    client.post(machine_path(sim, machine_id), {"action": "reboot"}, idempotent=True)
+    wait_until(lambda: any(e["action"] == "reboot" for e in client.get(machine_path(sim, machine_id, "audit"))),
+               timeout=120, what="reboot audit record")
+    wait_state(client, sim, machine_id, "running")
+    wait_until(lambda: ssh.run(ip, "true", check=False, timeout=15).returncode == 0, timeout=60, what="ssh back")
+    assert ssh.out(ip, "cat /proc/sys/kernel/random/boot_id; systemctl show -p ActiveEnterTimestamp sshd") \
+        != boot_id
+
+    ssh.run(ip, "systemctl poweroff", check=False, timeout=15)
+    wait_state(client, sim, machine_id, "stopped", timeout=120)
+
+
+def test_image_from_machine_boots_with_its_files(cloud):
+    sim, client, ssh = cloud
+    template = create(client, sim, "template-1")
+    ssh.run(template["primaryIp"], "echo from-template > /etc/locustfleet-marker")
+    image = client.post("/%s/images" % sim.account, {"machine": template["id"], "name": "fleet-template",
+                                                     "version": "1.0.0"})
+    wait_until(lambda: client.get("/%s/images/%s" % (sim.account, image["id"]))["state"] == "active",
+               timeout=300, interval=1, what="image active")
+    clone = create(client, sim, "clone-1", image=image["id"])
+    assert ssh.out(clone["primaryIp"], "cat /etc/locustfleet-marker") == "from-template"
+    assert ssh.out(clone["primaryIp"], "hostname") == "clone-1"
+    assert ssh.out(clone["primaryIp"], "mdata-get sdc:uuid") == clone["id"]
+
+
+def test_delete_destroys_the_host(cloud):
+    sim, client, ssh = cloud
+    machine = create(client, sim, "doomed-1")
+    client.delete(machine_path(sim, machine["id"]))
+    wait_state(client, sim, machine["id"], "deleted")
+    wait_until(lambda: ssh.run(machine["primaryIp"], "true", check=False, timeout=10).returncode != 0,
+               timeout=60, what="host gone")
+    assert not any(machine["id"] in line for line in subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.splitlines())
+
+
+def test_not_root_gets_one_clear_line(hosts_available, tmp_path):
+    data = tempfile.mkdtemp(prefix="tritonsim-nobody-")
+    os.chmod(data, 0o777)
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    os.chmod(tmp_path, 0o755)
+    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m",
+                           "tritonsim", "serve", "--data", data, "--account", "a", "--key", str(key) + ".pub",
+                           "--backend", "nspawn"], env=dict(os.environ, PYTHONPATH=tests_dir),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("tritonsim: error: ") and "root" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
