@@ -54,8 +54,8 @@ def create(client, sim, name, image=IMAGE, **extra):
 
 def test_machine_is_a_real_host_with_metadata_and_user_script(cloud):
     sim, client, ssh = cloud
-    machine = create(client, sim, "web-1", **{"metadata.greeting": "hello",
-                                             "metadata.user-script": "#!/bin/sh\ntouch /root/user-script-ran\n"})
+    metadata = {"metadata.greeting": "hello", "metadata.user-script": "#!/bin/sh\ntouch /root/user-script-ran\n"}
+    machine = create(client, sim, "web-1", **metadata)
     ip = machine["primaryIp"]
     assert machine["ips"] == [ip] and machine["nics"][0]["ip"] == ip
     assert ssh.out(ip, "hostname") == "web-1"

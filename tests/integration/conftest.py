@@ -22,7 +22,6 @@ import pytest
 from support.control import REPO, control_env, venv_bin
 
 
-
 @dataclass
 class PlaybookRun:
     rc: int
