@@ -16,6 +16,7 @@ import re
 import subprocess
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -50,14 +51,18 @@ def playbook(tmp_path):
     counter = [0]
 
     def run(sim, tasks, extra_vars=None, check=False, diff=False, expect_rc=0, play_vars=None, env=None):
+        """``tasks``: YAML task list for one play on localhost, or a Path of a playbook to run as it is."""
         counter[0] += 1
         home = tmp_path / "home"
-        book = tmp_path / ("play%d.yml" % counter[0])
-        play = "- hosts: localhost\n  gather_facts: false\n"
-        if play_vars:
-            play += "  vars: %s\n" % json.dumps(play_vars)
-        play += "  tasks:\n" + textwrap.indent(textwrap.dedent(tasks).strip() + "\n", "    ")
-        book.write_text(play)
+        if isinstance(tasks, Path):
+            book = tasks
+        else:
+            book = tmp_path / ("play%d.yml" % counter[0])
+            play = "- hosts: localhost\n  gather_facts: false\n"
+            if play_vars:
+                play += "  vars: %s\n" % json.dumps(play_vars)
+            play += "  tasks:\n" + textwrap.indent(textwrap.dedent(tasks).strip() + "\n", "    ")
+            book.write_text(play)
         record = tmp_path / ("results%d.jsonl" % counter[0])
         run_env = control_env(sim, home)
         run_env["RECORD_RESULTS_FILE"] = str(record)

@@ -2,23 +2,14 @@
 
 import json
 
+from support.control import live_machines as machines
+
 READ_ROUTES = ("List", "Get", "MachineAudit", "Ping")
 
 
 def write_calls(sim):
     """Calls that change something, by route, from tritonsim's counters."""
     return {route: codes for route, codes in sim.stats()["by_route"].items() if not route.startswith(READ_ROUTES)}
-
-
-def machines(sim, **tags):
-    """Live machines straight from tritonsim's CloudAPI (paged), via the collection's client."""
-    from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient
-    from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig
-    from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key
-
-    client = CloudAPIClient(CloudAPIConfig(url=sim.url, account=sim.account, key_id=sim.fingerprint, rate_limit=0),
-                            key=load_private_key(str(sim.key_path)))
-    return client.list_all("/%s/machines" % sim.account, {"tag." + k: v for k, v in tags.items()})
 
 
 FLEET = """

@@ -28,3 +28,18 @@ def control_env(sim, home):
 def venv_bin(command):
     """Path of an ansible-* command next to the running Python."""
     return os.path.join(os.path.dirname(sys.executable), command)
+
+
+def sim_client(sim):
+    """The collection's own CloudAPI client, signed with the sim's account key, unthrottled."""
+    from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient
+    from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig
+    from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key
+
+    return CloudAPIClient(CloudAPIConfig(url=sim.url, account=sim.account, key_id=sim.fingerprint, rate_limit=0),
+                          key=load_private_key(str(sim.key_path)))
+
+
+def live_machines(sim, **tags):
+    """Live machines straight from the sim's CloudAPI (paged), optionally filtered by tags."""
+    return sim_client(sim).list_all("/%s/machines" % sim.account, {"tag." + k: v for k, v in tags.items()})

@@ -1,0 +1,94 @@
+"""playbooks/teardown.yml and schedule_teardown.yml against tritonsim."""
+
+import fcntl
+import os
+import subprocess
+import time
+
+import pytest
+
+from support.control import REPO, control_env, live_machines as machines, sim_client
+
+TEARDOWN = REPO / "playbooks" / "teardown.yml"
+SCHEDULE = REPO / "playbooks" / "schedule_teardown.yml"
+
+
+def fleet(sim):
+    """demo: 3 running workers (8 h TTL), one stopped by its watcher, one expired; other: 1; untagged: 1."""
+    sim.seed_machines(4, tags={"locustfleet.cluster": "demo", "locustfleet.role": "worker",
+                               "locustfleet.ttl_hours": 8}, name_prefix="demo-w-")
+    sim.seed_machines(1, tags={"locustfleet.cluster": "demo", "locustfleet.ttl_hours": 0}, name_prefix="demo-old-")
+    sim.seed_machines(1, tags={"locustfleet.cluster": "other", "locustfleet.ttl_hours": 0}, name_prefix="other-")
+    sim.seed_machines(1, tags={"owner": "someone"}, name_prefix="untagged-")
+    client = sim_client(sim)
+    stopped = next(m for m in machines(sim) if m["name"] == "demo-w-1")
+    client.post("/%s/machines/%s" % (sim.account, stopped["id"]), {"action": "stop"}, idempotent=True)
+    deadline = time.monotonic() + 30
+    while client.get("/%s/machines/%s" % (sim.account, stopped["id"]))["state"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def names(sim):
+    return sorted(m["name"] for m in machines(sim))
+
+
+def test_default_teardown_deletes_only_stopped_and_expired_machines_of_the_cluster(tritonsim, playbook):
+    fleet(tritonsim)
+    before = names(tritonsim)
+    run = playbook(tritonsim, TEARDOWN, extra_vars={"cluster": "demo"})
+    after = names(tritonsim)
+    gone = sorted(set(before) - set(after))
+    assert gone == ["demo-old-5", "demo-w-1"]
+    assert "other-6" in after and "untagged-7" in after
+    assert [r["changed"] for r in run.result("Delete them")["results"]] == [True, True]
+    again = playbook(tritonsim, TEARDOWN, extra_vars={"cluster": "demo"})
+    assert again.recap["changed"] == 0 and again.result("Delete them").get("results", []) == []
+
+
+def test_teardown_all_and_the_cluster_guard(tritonsim, playbook):
+    fleet(tritonsim)
+    before = names(tritonsim)
+    run = playbook(tritonsim, TEARDOWN, expect_rc=2)
+    assert "pass -e cluster=NAME" in run.output and names(tritonsim) == before
+    run = playbook(tritonsim, TEARDOWN, extra_vars={"cluster": "*"}, expect_rc=2)
+    assert names(tritonsim) == before
+    playbook(tritonsim, TEARDOWN, extra_vars={"cluster": "demo", "teardown_all": True})
+    assert names(tritonsim) == ["other-6", "untagged-7"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="installs a root crontab or systemd units")
+def test_schedule_teardown_installs_a_locked_job_that_tears_down(tritonsim, playbook, tmp_path):
+    fleet(tritonsim)
+    cluster = "demo"
+    playbook(tritonsim, SCHEDULE, extra_vars={"cluster": cluster, "teardown_every_minutes": 5})
+    name = "locustfleet-teardown-" + cluster
+    env_file = "/etc/locustfleet/%s.env" % name
+    try:
+        assert oct(os.stat(env_file).st_mode & 0o777) == "0o600"
+        settings = dict(line.split("=", 1) for line in open(env_file).read().splitlines())
+        assert settings["TRITON_URL"] == tritonsim.url and "PRIVATE" not in open(env_file).read()
+        if os.path.isdir("/run/systemd/system"):
+            unit = open("/etc/systemd/system/%s.service" % name).read()
+            command = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).split("=", 1)[1]
+        else:
+            crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
+            line = next(line for line in crontab.splitlines() if "teardown.yml" in line)
+            assert line.startswith("*/5 * * * * ")
+            command = line.split(" ", 5)[5]
+        env = control_env(tritonsim, tmp_path / "home")
+        env = {k: v for k, v in env.items() if not k.startswith("TRITON_")}  # the job brings its own settings
+        lock = "/run/lock/%s.lock" % name
+        # While another run holds the lock, a scheduled run does nothing.
+        with open(lock, "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            blocked = subprocess.run(["sh", "-c", "set -a; . %s; set +a; %s" % (env_file, command)], env=env,
+                                     check=False, capture_output=True, timeout=120)
+            assert blocked.returncode != 0 and "demo-w-1" in names(tritonsim)
+        done = subprocess.run(["sh", "-c", "set -a; . %s; set +a; %s" % (env_file, command)], env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "demo-w-1" not in names(tritonsim) and "demo-w-2" in names(tritonsim)
+    finally:
+        playbook(tritonsim, SCHEDULE, extra_vars={"cluster": cluster, "schedule_state": "absent"})
+    assert not os.path.exists(env_file)
