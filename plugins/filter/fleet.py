@@ -46,6 +46,16 @@ def teardown_candidates(machines, cluster, all=False, now=None):  # pylint: disa
     return [m for m in members if m.get("state") == "stopped" or expired(m, now)]
 
 
+def locust_summary(lines):
+    """The final summary a headless Locust master prints: the last statistics table and what follows it
+    (response time percentiles, error report), without the periodic tables and log lines before."""
+    table = [line for line in lines if line.strip() and not line.startswith(("[", "locust-headless:"))]
+    percentiles = [i for i, line in enumerate(table) if line.startswith("Response time percentiles")]
+    end = percentiles[-1] if percentiles else len(table)
+    headers = [i for i, line in enumerate(table[:end]) if line.startswith("Type ")]
+    return table[headers[-1]:] if headers else []
+
+
 class FilterModule(object):
     def filters(self):
-        return {"teardown_candidates": teardown_candidates}
+        return {"teardown_candidates": teardown_candidates, "locust_summary": locust_summary}

@@ -39,3 +39,37 @@ def test_a_cluster_is_required():
 
 def test_registered_under_its_name():
     assert FilterModule().filters()["teardown_candidates"] is teardown_candidates
+
+
+RUN_OUTPUT = """locust-headless: 20 users at 5/s for 20s on 4 workers; reports in /var/lib/locust/reports/x
+[2026-11-28 00:26:13,001] master/INFO/locust.main: Starting Locust 2.47.0
+Type     Name      # reqs      # fails |    Avg
+--------|---------|-------|-------------|-------
+GET      /             10     0(0.00%) |      7
+         Aggregated    10     0(0.00%) |      7
+
+[2026-11-28 00:26:33,001] master/INFO/locust.main: --run-time limit reached, shutting down
+Type     Name      # reqs      # fails |    Avg
+--------|---------|-------|-------------|-------
+GET      /            370     0(0.00%) |      4
+         Aggregated   370     0(0.00%) |      4
+
+Response time percentiles (approximated)
+Type     Name      50%    66%
+--------|---------|------|------
+GET      /           4      5
+         Aggregated  4      5
+
+locust-headless: locust exited with 0; reports in /var/lib/locust/reports/x""".splitlines()
+
+
+def test_locust_summary_keeps_only_the_final_tables():
+    from ansible_collections.locustfleet.triton.plugins.filter.fleet import locust_summary
+
+    summary = locust_summary(RUN_OUTPUT)
+    assert summary[0].startswith("Type     Name      # reqs")
+    assert "GET      /            370     0(0.00%) |      4" in summary
+    assert "Response time percentiles (approximated)" in summary and summary[-1].strip().startswith("Aggregated  4")
+    assert not any(line.startswith(("[", "locust-headless")) for line in summary)
+    assert not any(" 10 " in line for line in summary)
+    assert locust_summary(["no tables here"]) == []
