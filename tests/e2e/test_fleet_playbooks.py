@@ -71,7 +71,8 @@ def run(cloud_, playbook, *extra, expect_rc=0):
     for item in extra:
         args += ["-e", item]
     env = control_env(sim, work / "home")
-    env.update(ANSIBLE_CALLBACKS_ENABLED="", ANSIBLE_PIPELINING="1", ANSIBLE_FORKS="10")
+    env.pop("ANSIBLE_CALLBACKS_ENABLED")  # the result recorder of tests/integration is not needed here
+    env.update(ANSIBLE_PIPELINING="1", ANSIBLE_FORKS="10", ANSIBLE_PRIVATE_KEY_FILE=str(sim.key_path))
     started = time.monotonic()
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500, check=False)
     output = proc.stdout + proc.stderr
