@@ -150,6 +150,18 @@ def test_decide_idle_and_busy_by_last_activity():
     assert decision.idle and decision.age == 600 and "last activity" in decision.reason
 
 
+def test_decide_counts_from_a_watcher_reconfiguration():
+    # installing or changing the watcher (an Ansible run) gives a full idle_timeout before acting
+    decision = W.decide(T0, T0 - 9999, T0 - 5000, 600, 300, configured_at=T0 - 100)
+    assert not decision.idle and decision.age == 100 and "watcher configured" in decision.reason
+    decision = W.decide(T0, T0 - 9999, T0 - 50, 600, 300, configured_at=T0 - 100)
+    assert not decision.idle and decision.age == 50 and "last activity" in decision.reason
+    assert W.decide(T0, T0 - 9999, None, 600, 300, configured_at=T0 - 700).idle
+    # a template image's config is older than the boot: the boot counts
+    decision = W.decide(T0, T0 - 400, None, 600, 300, configured_at=T0 - 99999)
+    assert not decision.idle and decision.age == 400
+
+
 def test_decide_names_a_missing_master():
     decision = W.decide(T0, T0 - 9999, T0 - 900, 600, 300, last_no_master=T0 - 5)
     assert decision.idle and "cannot reach the master" in decision.reason
@@ -361,6 +373,13 @@ def test_main_prints_one_line_and_keeps_state(tmp_path, capsys):
     assert out.count("\n") == 1 and out.startswith("decision=busy")
     assert (tmp_path / "state" / "state.json").exists()
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    # the config was written just now: no idle decision before idle_timeout, whatever the logs say
+    (logs / "worker_00.log").write_text(stop(time.time() - 5000))
+    os.utime(logs / "worker_00.log")
+    shutil.rmtree(tmp_path / "state")
+    assert W.main(["--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("decision=busy") and "watcher configured" in out
     config.write_text(json.dumps({"action": "reboot"}))
     assert W.main(["--config", str(config)]) == 2
 

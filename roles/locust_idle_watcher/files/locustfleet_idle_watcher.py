@@ -19,7 +19,8 @@ How it decides (details in docs/roles.md):
   there; a log that shrank or whose bytes before the offset changed (copytruncate) is read from
   its start; missing logs are no activity.
 - The machine is idle when it has been up for at least ``idle_grace`` seconds and the last
-  activity, or the boot when there was none since, is at least ``idle_timeout`` seconds ago.
+  activity, or the boot or the last change of the config file when there was none since, is at
+  least ``idle_timeout`` seconds ago.
 - Idle: ``action`` stop (CloudAPI StopMachine on ``mdata-get sdc:uuid``), delete
   (DeleteMachine) or poweroff (local), signed with the collection's CloudAPI client; dry_run
   only logs. An action that succeeded is not repeated within RETRY_AFTER seconds in the same boot.
@@ -258,13 +259,19 @@ class Decision(object):
         return "Decision(idle=%r, reason=%r, age=%r)" % (self.idle, self.reason, self.age)
 
 
-def decide(now, boot_time, last_activity, idle_timeout, idle_grace, last_no_master=None):
-    """Idle only after the grace period and ``idle_timeout`` seconds without activity."""
+def decide(now, boot_time, last_activity, idle_timeout, idle_grace, last_no_master=None, configured_at=None):
+    """Idle only after the grace period and ``idle_timeout`` seconds without activity.
+
+    Idle time counts from the newest of the last activity, the boot and the time the watcher was
+    (re)configured (so an Ansible run that installs or changes it is never cut short).
+    """
     uptime = max(0.0, now - boot_time)
-    since_boot = last_activity is None or last_activity < boot_time
-    reference = boot_time if since_boot else last_activity
+    reference, what = boot_time, "boot (no activity since)"
+    if configured_at is not None and configured_at > reference:
+        reference, what = configured_at, "watcher configured (no activity since)"
+    if last_activity is not None and last_activity >= reference:
+        reference, what = last_activity, "last activity"
     age = max(0.0, now - reference)
-    what = "boot (no activity since)" if since_boot else "last activity"
     if uptime < idle_grace:
         return Decision(False, "grace period after boot: up %ds < idle_grace %ds" % (uptime, idle_grace), age, uptime)
     if age < idle_timeout:
@@ -348,6 +355,7 @@ def load_config(path):
         raise ValueError("action must be one of %s, not %r" % (", ".join(ACTIONS), config["action"]))
     config["idle_timeout"] = float(config["idle_timeout"])
     config["idle_grace"] = float(config["idle_grace"])
+    config["configured_at"] = os.stat(path).st_mtime
     return config
 
 
@@ -382,7 +390,7 @@ def run_once(config, now=None, boot=None, do_action=act):
     if result.last_no_master is not None:
         state["last_no_master"] = max(result.last_no_master, state.get("last_no_master") or 0)
     decision = decide(now, boot, last_activity, config["idle_timeout"], config["idle_grace"],
-                      state.get("last_no_master"))
+                      state.get("last_no_master"), config.get("configured_at"))
     status, action, outcome = 0, "none", ""
     if decision.idle and config["dry_run"]:
         action, outcome = "dry-run", "would %s" % config["action"]
