@@ -142,7 +142,8 @@ def test_spawn_test_shrink_idle_and_scheduled_teardown(cloud):
             command = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).split("=", 1)[1]
         else:
             crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
-            command = next(line for line in crontab.splitlines() if name in line or "teardown.yml" in line)
+            command = next(line for line in crontab.splitlines()
+                           if "teardown.yml" in line and not line.startswith("#"))
             command = command.split(" ", 5)[5]
         job_env = {k: v for k, v in control_env(sim, work / "home").items() if not k.startswith("TRITON_")}
         done = subprocess.run(["sh", "-c", "set -a; . %s; set +a; %s" % (env_file, command)], env=job_env,
