@@ -18,7 +18,7 @@ for folder in ("hosts", "roles"):
     if str(TESTS / folder) not in sys.path:
         sys.path.insert(0, str(TESTS / folder))
 
-from hostutil import assert_host_clean, host_snapshot, hosts_unavailable, wait_until  # noqa: E402
+from hostutil import assert_host_clean, host_snapshot, require_real_hosts, wait_until  # noqa: E402
 from rolesutil import FILES, TargetServer  # noqa: E402
 from support.control import REPO, control_env, live_machines, sim_client, venv_bin  # noqa: E402
 
@@ -31,11 +31,7 @@ IDLE_GRACE = 420
 
 @pytest.fixture(scope="module")
 def cloud(tritonsim_module_factory, tmp_path_factory):
-    why = hosts_unavailable()
-    if why:
-        if os.geteuid() == 0 and os.environ.get("CI"):
-            pytest.fail("CI must run the end-to-end test on real hosts: %s" % why, pytrace=False)
-        pytest.skip(why)
+    require_real_hosts("the end-to-end test on real hosts")
     from tritonsim.nspawn import build_base_image
     build_base_image()
     before = host_snapshot()

@@ -5,7 +5,6 @@ CI (CI=true), where missing tools fail with how to install them
 (scripts/install-host-tools.sh), since CI runs as root and must run these.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -15,16 +14,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hostutil import Ssh, hosts_unavailable  # noqa: E402
+from hostutil import Ssh, require_real_hosts  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def hosts_available():
-    why = hosts_unavailable()
-    if why:
-        if os.geteuid() == 0 and os.environ.get("CI"):
-            pytest.fail("CI must run the real-host tests: %s" % why, pytrace=False)
-        pytest.skip(why)
+    require_real_hosts()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ The tests run as root with the host tools installed (scripts/install-host-tools.
 skip otherwise, except under CI=true where they fail instead, since CI must run them.
 """
 
-import os
 import sys
 import threading
 import time
@@ -21,16 +20,12 @@ from ansible_collections.locustfleet.triton.plugins.module_utils._keys import lo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rolesutil import WORKERS, Fleet, TargetServer  # noqa: E402  pylint: disable=wrong-import-position
-from hostutil import Ssh, assert_host_clean, host_snapshot, hosts_unavailable  # noqa: E402  pylint: disable=wrong-import-position
+from hostutil import Ssh, assert_host_clean, host_snapshot, require_real_hosts  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture(scope="module")
 def fleet(tritonsim_module_factory, tmp_path_factory):
-    why = hosts_unavailable()
-    if why:
-        if os.geteuid() == 0 and os.environ.get("CI"):
-            pytest.fail("CI must run the role tests on real hosts: %s" % why, pytrace=False)
-        pytest.skip(why)
+    require_real_hosts("the role tests on real hosts")
     from tritonsim.nspawn import build_base_image  # pylint: disable=import-outside-toplevel
     build_base_image()  # cached after the first time (about a minute)
     before = host_snapshot()

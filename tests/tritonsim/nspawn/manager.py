@@ -364,15 +364,19 @@ class HostManager:
                 return self.get(machine_id)
             if m["state"] not in ("stopped", "failed"):
                 raise MachineStateError("machine %s is %s" % (machine_id, m["state"]))
-            try:
-                self._boot(m)
-            except Exception as e:
-                self._teardown_runtime(m)
-                self._set(m, state="stopped", pid=None)
-                self._emit(machine_id, "stopped", reason="start-failed", error=str(e))
-                raise
+            self._boot_or_stay_stopped(m, "start-failed")
         self._emit(machine_id, "running", reason="start", boot_seconds=m["boot_seconds"])
         return self.get(machine_id)
+
+    def _boot_or_stay_stopped(self, m, failure_reason):
+        """Boot ``m``; if that fails, tear down what the attempt made and report it stopped."""
+        try:
+            self._boot(m)
+        except Exception as e:
+            self._teardown_runtime(m)
+            self._set(m, state="stopped", pid=None)
+            self._emit(m["id"], "stopped", reason=failure_reason, error=str(e))
+            raise
 
     def stop(self, machine_id, timeout=None):
         """Clean shutdown (SIGTERM to nspawn: systemd runs its stop jobs), SIGKILL after timeout."""
@@ -390,13 +394,7 @@ class HostManager:
             m = self._machine(machine_id)
             self._emit(machine_id, "stopping", reason="reboot")
             self._halt(m, timeout, "reboot")
-            try:
-                self._boot(m)
-            except Exception as e:
-                self._teardown_runtime(m)
-                self._set(m, state="stopped", pid=None)
-                self._emit(machine_id, "stopped", reason="reboot-failed", error=str(e))
-                raise
+            self._boot_or_stay_stopped(m, "reboot-failed")
         self._emit(machine_id, "running", reason="reboot", boot_seconds=m["boot_seconds"])
         return self.get(machine_id)
 
