@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
@@ -31,8 +33,6 @@ def hosts_unavailable():
 def require_real_hosts(what="the real-host tests"):
     """Skip when this machine cannot boot nspawn hosts, except in CI as root, where that is a failure
     (CI runs as root and must run these; scripts/install-host-tools.sh installs the tools)."""
-    import pytest  # pylint: disable=import-outside-toplevel  (hostutil is also imported outside pytest)
-
     why = hosts_unavailable()
     if why:
         if os.geteuid() == 0 and os.environ.get("CI"):
