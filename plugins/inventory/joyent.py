@@ -112,7 +112,7 @@ from ansible_collections.locustfleet.triton.plugins.module_utils import _keys as
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient, CloudAPIError
 from ansible_collections.locustfleet.triton.plugins.module_utils._config import ConfigProblem, resolve
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import KeyProblem
-from ansible_collections.locustfleet.triton.plugins.module_utils._machines import list_filters
+from ansible_collections.locustfleet.triton.plugins.module_utils._machines import list_filters, tag_query_value
 
 CACHE_FORMAT = 1
 AUTH_OPTIONS = ("url", "account", "user", "key_id", "private_key_path", "private_key_passphrase", "validate_certs",
@@ -131,12 +131,6 @@ def safe_metadata(metadata):
 
 def group_name(*parts):
     return UNSAFE_GROUP_CHARS.sub("_", "_".join(str(p) for p in parts))
-
-
-def _tag_text(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -257,7 +251,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if by_tags:
                 self.inventory.add_child(self.inventory.add_group(group_name("state", machine.get("state"))), host)
                 for key, value in (machine.get("tags") or {}).items():
-                    self.inventory.add_child(self.inventory.add_group(group_name("tag", key, _tag_text(value))), host)
+                    self.inventory.add_child(self.inventory.add_group(group_name("tag", key, tag_query_value(value))), host)
             self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)
@@ -293,7 +287,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for preference in self.get_option("hostnames"):
             if preference.startswith("tag:"):
                 value = (machine.get("tags") or {}).get(preference[4:])
-                value = None if value is None else _tag_text(value)
+                value = None if value is None else tag_query_value(value)
             else:
                 value = addresses.get(preference)
             if not value:

@@ -7,19 +7,11 @@
 
 from __future__ import annotations
 
-import re
-
 from ._client import CloudAPIError
-
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class CatalogProblem(Exception):
     """An image, package or network the user named does not exist (one line)."""
-
-
-def is_uuid(value):
-    return bool(UUID_RE.match(str(value or "").lower()))
 
 
 def resolve_package(client, ref):
