@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "collections")]
+sys.path[:0] = [str(REPO / "collections")]
 
-from tritonsim.testing import launcher  # noqa: E402  (needs the path above)
+from tritonsim.testing import launcher  # noqa: E402  (tritonsim is installed: scripts/setup.sh --test)
 
 TRITON = REPO / "tests" / "node" / "node_modules" / ".bin" / "triton"
 RATE, BURST = 10, 30

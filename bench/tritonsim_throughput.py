@@ -32,7 +32,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _signed_get(conn_host, conn_port, key, key_id, path):
@@ -117,12 +116,11 @@ def _start_sim(workdir):
     out = subprocess.run(["ssh-keygen", "-l", "-E", "md5", "-f", f"{key}.pub"], check=True,
                          capture_output=True, text=True).stdout
     fingerprint = out.split()[1].removeprefix("MD5:")
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"))
     log = open(Path(workdir) / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "tritonsim", "serve", "--listen", "127.0.0.1:0",
                              "--data", str(Path(workdir) / "data"), "--account", "bench",
                              "--key", f"{key}.pub", "--throttle", "off"],
-                            stdout=subprocess.PIPE, stderr=log, env=env)
+                            stdout=subprocess.PIPE, stderr=log)
     url = proc.stdout.readline().decode().strip()
     if not url.startswith("http://"):
         proc.kill()

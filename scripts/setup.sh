@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what locustfleet.triton needs on a Debian/Ubuntu machine into ./.venv.
-#   scripts/setup.sh          control node: ansible-core, requests, cryptography
-#   scripts/setup.sh --test   plus the test tools (pytest, Flask, the npm CLI and verifier)
+#   scripts/setup.sh          control node (ansible-core, requests, cryptography) and tritonsim,
+#                             the local CloudAPI the main job rehearses on (the `tritonsim` command)
+#   scripts/setup.sh --test   plus the test tools (pytest, linters, the npm CLI and verifier);
+#                             tritonsim installed editable, so changes to tritonsim/src show at once
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,14 +28,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # Real-host rehearsals and tests (tritonsim --backend nspawn) need debootstrap, systemd-nspawn, iptables.
-as_root scripts/install-host-tools.sh
+as_root tritonsim/install-host-tools.sh
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip==25.3
+# tritonsim is a package of its own (tritonsim/pyproject.toml); its pins sit beside it.
 if $with_tests; then
-    .venv/bin/python -m pip install -q -r tests/requirements.txt
+    .venv/bin/python -m pip install -q -r tests/requirements.txt -c tritonsim/requirements.txt -e ./tritonsim
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 else
-    .venv/bin/python -m pip install -q -r requirements.txt
+    .venv/bin/python -m pip install -q -r requirements.txt -c tritonsim/requirements.txt ./tritonsim
 fi
 echo "locustfleet.triton: set up in $PWD/.venv"

@@ -2,7 +2,7 @@
 
 Container tests skip when not root or when the host tools are missing, except in
 CI (CI=true), where missing tools fail with how to install them
-(scripts/install-host-tools.sh), since CI runs as root and must run these.
+(tritonsim/install-host-tools.sh), since CI runs as root and must run these.
 """
 
 import subprocess

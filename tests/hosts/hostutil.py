@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parents[1]
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from tritonsim.nspawn import fsutil  # noqa: E402
-from tritonsim.nspawn.cmd import check_prerequisites  # noqa: E402
-from tritonsim.nspawn.errors import PrerequisiteError  # noqa: E402
+from tritonsim.nspawn import fsutil
+from tritonsim.nspawn.cmd import check_prerequisites
+from tritonsim.nspawn.errors import PrerequisiteError
 
 NSPAWN_TOOLS = ["systemd-nspawn", "debootstrap", "iptables", "ip", "ssh", "ssh-keygen"]
 
@@ -32,7 +28,7 @@ def hosts_unavailable():
 
 def require_real_hosts(what="the real-host tests"):
     """Skip when this machine cannot boot nspawn hosts, except in CI as root, where that is a failure
-    (CI runs as root and must run these; scripts/install-host-tools.sh installs the tools)."""
+    (CI runs as root and must run these; tritonsim/install-host-tools.sh installs the tools)."""
     why = hosts_unavailable()
     if why:
         if os.geteuid() == 0 and os.environ.get("CI"):

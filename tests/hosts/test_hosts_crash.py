@@ -12,7 +12,7 @@ import pytest
 
 import json
 
-from hostutil import TESTS_DIR, Events, assert_host_clean, host_snapshot, rm_state_dir
+from hostutil import Events, assert_host_clean, host_snapshot, rm_state_dir
 from tritonsim.nspawn import HostError, HostManager
 from tritonsim.nspawn.container import ssh_banner
 
@@ -31,10 +31,8 @@ CHILD = textwrap.dedent("""
 
 def crash_manager(state, base_image, ssh_key, ssh):
     """Start a manager in a child process, boot one machine, write a file, SIGKILL it."""
-    env = dict(os.environ, PYTHONPATH=str(TESTS_DIR))
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(state), base_image,
-                              str(ssh_key) + ".pub"], stdout=subprocess.PIPE, text=True,
-                             env=env)
+                              str(ssh_key) + ".pub"], stdout=subprocess.PIPE, text=True)
     try:
         ip = child.stdout.readline().strip()
         assert ip, "child manager did not boot its machine"
@@ -83,9 +81,8 @@ def test_cleanup_cli_after_crash_removes_everything(state_dir, base_image, ssh_k
     crash_manager(state_dir, base_image, ssh_key, ssh)
     during = host_snapshot()
     assert during["netns"] != before["netns"] and during["nspawn_procs"]
-    env = dict(os.environ, PYTHONPATH=str(TESTS_DIR))
     cli = [sys.executable, "-m", "tritonsim.nspawn", "cleanup", "--state", str(state_dir)]
-    r = subprocess.run(cli, capture_output=True, text=True, check=False, env=env)
+    r = subprocess.run(cli, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     assert_host_clean(before, host_snapshot(), mine(state_dir))
     assert os.path.isdir(state_dir / "machines" / MID / "upper")  # data kept without --purge

@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from hostutil import TESTS_DIR
+import tritonsim.nspawn
 from tritonsim.nspawn import HostError, PrerequisiteError, check_prerequisites
 from tritonsim.nspawn import image, network
 from tritonsim.nspawn.manager import hostname_for
 
-GUEST = os.path.join(TESTS_DIR, "tritonsim", "nspawn", "guest")
+GUEST = os.path.join(os.path.dirname(tritonsim.nspawn.__file__), "guest")
 N = ipaddress.ip_network
 
 
@@ -208,11 +208,10 @@ def test_missing_tool_error_says_what_to_install():
 
 
 def _cli(*args, as_nobody=False):
-    env = dict(os.environ, PYTHONPATH=str(TESTS_DIR))
     cmd = [sys.executable, "-m", "tritonsim.nspawn", *args]
     if as_nobody:
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd="/")
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/")
 
 
 def test_cli_not_root_is_one_clear_line_without_traceback(tmp_path):

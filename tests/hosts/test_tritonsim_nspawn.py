@@ -136,11 +136,9 @@ def test_not_root_gets_one_clear_line(hosts_available, tmp_path):
     key = tmp_path / "k"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     os.chmod(tmp_path, 0o755)
-    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m",
                            "tritonsim", "serve", "--data", data, "--account", "a", "--key", str(key) + ".pub",
-                           "--backend", "nspawn"], env=dict(os.environ, PYTHONPATH=tests_dir),
-                          capture_output=True, text=True, timeout=60, check=False)
+                           "--backend", "nspawn"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("tritonsim: error: ") and "root" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""

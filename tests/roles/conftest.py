@@ -2,7 +2,7 @@
 (one master, two workers) provisioned through CloudAPI and configured by the roles with real
 ansible-playbook over SSH, and a target HTTP server on the host's bridge address.
 
-The tests run as root with the host tools installed (scripts/install-host-tools.sh); they
+The tests run as root with the host tools installed (tritonsim/install-host-tools.sh); they
 skip otherwise, except under CI=true where they fail instead, since CI must run them.
 """
 

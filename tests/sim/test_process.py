@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from tritonsim.testing import TESTS_DIR, generate_key
+from tritonsim.testing import generate_key
 from sim.helpers import create, create_running, error, unique
 from sim.signer import client_for
 
@@ -33,8 +33,7 @@ def test_stdout_has_nothing_but_the_url(scratch_dir):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tritonsim", "serve", "--listen", "127.0.0.1:0",
          "--data", str(scratch_dir / "d"), "--account", "a", "--key", str(key.pub_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR)))
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = proc.stdout.readline().decode()
     proc.terminate()
     out, err = proc.communicate(timeout=15)
@@ -45,8 +44,7 @@ def test_stdout_has_nothing_but_the_url(scratch_dir):
 
 def _run(args, scratch_dir):
     return subprocess.run([sys.executable, "-m", "tritonsim", "serve", *args],
-                          capture_output=True, text=True, timeout=30, check=False,
-                          env=dict(os.environ, PYTHONPATH=str(TESTS_DIR)))
+                          capture_output=True, text=True, timeout=30, check=False)
 
 
 def test_bad_arguments(scratch_dir):

@@ -1,8 +1,8 @@
 """tritonsim: a CloudAPI-compatible local cloud for tests and fleet rehearsals.
 
-Start it with ``PYTHONPATH=tests python3 -m tritonsim serve ...``; see
-docs/tritonsim.md for the options, the fault injection endpoints and the
-machine-backend interface.
+Install it with ``pip install ./tritonsim`` (from the locustfleet.triton
+repository) and start it with ``tritonsim serve ...``; see tritonsim/README.md
+for the options, the fault injection endpoints and the machine-backend interface.
 """
 
 # What a real CloudAPI reports: the code version goes into the Server header,

@@ -50,7 +50,7 @@ def check_prerequisites(tools=None, need_root=True):
     if missing:
         pkgs = sorted({TOOLS.get(t, t) for t in missing})
         problems.append("missing %s; install with: apt-get install %s "
-                        "(or scripts/install-host-tools.sh)"
+                        "(or tritonsim/install-host-tools.sh)"
                         % (", ".join(missing), " ".join(pkgs)))
     if problems:
         raise PrerequisiteError("tritonsim nspawn backend cannot run: "

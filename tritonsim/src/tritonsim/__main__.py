@@ -1,8 +1,8 @@
-"""python -m tritonsim serve --listen 127.0.0.1:PORT --data DIR --account LOGIN --key PUBKEY ...
+"""tritonsim serve --listen 127.0.0.1:PORT --data DIR --account LOGIN --key PUBKEY ...
 
 Real-host (nspawn backend) housekeeping:
-  python -m tritonsim build-image [--force]     build the debian-12 machine template ahead of time
-  python -m tritonsim cleanup --data DIR [--purge]
+  tritonsim build-image [--force]     build the debian-12 machine template ahead of time
+  tritonsim cleanup --data DIR [--purge]
                                                after a crash: remove every container, mount, netns,
                                                veth, bridge and NAT rule a `serve --data DIR` made
 """
@@ -26,7 +26,7 @@ def main(argv=None):
     if argv[:1] == ["cleanup"]:
         rest = argv[1:]
         if "--data" not in rest or rest.index("--data") + 1 >= len(rest):
-            print("usage: python -m tritonsim cleanup --data DIR [--purge]", file=sys.stderr)
+            print("usage: tritonsim cleanup --data DIR [--purge]", file=sys.stderr)
             return 2
         data = rest[rest.index("--data") + 1]
         return _nspawn(["cleanup", "--state", os.path.join(data, "nspawn", "hosts")]
@@ -34,5 +34,10 @@ def main(argv=None):
     return serve(parse_args(argv))
 
 
-if __name__ == "__main__":
+def run():
+    """The `tritonsim` console command."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -57,7 +57,7 @@ def _seconds(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m tritonsim",
+    parser = argparse.ArgumentParser(prog="tritonsim",
                                      description="A CloudAPI-compatible local cloud.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the CloudAPI server")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the host tools that tritonsim's nspawn backend (real-host machines) needs.
 # Idempotent: installs only what is missing. Run as root on Debian/Ubuntu.
-#   scripts/install-host-tools.sh          # install missing tools
-#   scripts/install-host-tools.sh --check  # only report, exit 1 if something is missing
+#   tritonsim/install-host-tools.sh          # install missing tools
+#   tritonsim/install-host-tools.sh --check  # only report, exit 1 if something is missing
 set -euo pipefail
 
 # command -> Debian package that provides it

@@ -1,4 +1,4 @@
-"""CLI: PYTHONPATH=tests python3 -m tritonsim.nspawn {build-image,cleanup,status,images}.
+"""CLI: python3 -m tritonsim.nspawn {build-image,cleanup,status,images} (tritonsim installed).
 
   build-image [--cache-dir DIR] [--force]   build the debian-12 template ahead of time
   cleanup --state DIR [--purge]             remove everything a (crashed) manager made

@@ -1,7 +1,9 @@
 """Run tritonsim servers from tests: key generation and a process handle.
 
-Used by the fixtures in tests/conftest.py (see there for examples); importable as
-`tritonsim.testing` by any test that needs keys or a server outside a fixture.
+Used by locustfleet.triton's tests/conftest.py (see there for examples); importable as
+`tritonsim.testing` by any test suite that needs keys or a server outside a fixture.
+The server runs as `sys.executable -m tritonsim`, so tritonsim must be installed
+in the running interpreter's environment.
 """
 
 import json
@@ -16,7 +18,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20
 
 
@@ -103,7 +104,7 @@ class TritonSimProcess:
     # ---- process control
 
     def start(self):
-        env = dict(os.environ, PYTHONPATH=str(TESTS_DIR), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "tritonsim", "serve", *self.args],
                                             stdout=subprocess.PIPE, stderr=log,
