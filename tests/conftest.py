@@ -1,6 +1,6 @@
 """Shared pytest fixtures.
 
-tritonsim (a CloudAPI-compatible local cloud, tests/tritonsim) for any test folder:
+tritonsim (the CloudAPI-compatible local cloud in tritonsim/, installed by scripts/setup.sh) for any test folder:
 
     def test_something(tritonsim):                 # default instance
         requests.get(tritonsim.url + "/--ping")

@@ -167,7 +167,7 @@ class Fleet:
 
     def upper_file(self, name, path):
         """A file of a machine's disk, read on the host (works while the machine is stopped): the
-        machine's overlay upper layer in tritonsim's nspawn state (docs/nspawn-hosts.md)."""
+        machine's overlay upper layer in tritonsim's nspawn state (tritonsim/docs/nspawn-hosts.md)."""
         upper = self.sim.data_dir / "nspawn" / "hosts" / "machines" / self.machines[name]["id"] / "upper"
         return (upper / path.lstrip("/")).read_text(errors="replace")
 
