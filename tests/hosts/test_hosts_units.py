@@ -198,6 +198,17 @@ def test_builder_hash_names_the_cached_image():
 
 # ------------------------------------------------------------------ prerequisites, CLI
 
+def test_builder_hash_ignores_what_an_installed_package_adds_to_guest(tmp_path, monkeypatch):
+    """pip byte-compiles guest/*.py into guest/__pycache__ when tritonsim is installed (not editable)."""
+    before = image.builder_hash()
+    guest = tmp_path / "guest"
+    shutil.copytree(GUEST, guest)
+    (guest / "__pycache__").mkdir()
+    (guest / "__pycache__" / "mdata_get.cpython-311.pyc").write_bytes(b"\0")
+    monkeypatch.setattr(image, "GUEST_DIR", str(guest))
+    assert image.builder_hash() == before
+
+
 def test_missing_tool_error_says_what_to_install():
     with pytest.raises(PrerequisiteError) as e:
         check_prerequisites(["systemd-nspawn-does-not-exist"], need_root=False)

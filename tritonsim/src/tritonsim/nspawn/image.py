@@ -67,7 +67,9 @@ def builder_hash():
     """Identifies what build_base_image would produce; part of the cached dir name."""
     h = hashlib.sha256()
     h.update(("%s|%s|%s|" % (BUILDER_VERSION, SUITE, ",".join(BASE_PACKAGES))).encode())
-    for name in sorted(os.listdir(GUEST_DIR)):
+    # Exactly the files the image gets: an installed package also has guest/__pycache__ (pip
+    # byte-compiles the .py files) and may have other leftovers.
+    for name in sorted(set(GUEST_BIN) | set(GUEST_UNITS)):
         h.update(name.encode())
         with open(os.path.join(GUEST_DIR, name), "rb") as f:
             h.update(f.read())
