@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 
-
 def _signed_get(conn_host, conn_port, key, key_id, path):
     date = email.utils.formatdate(usegmt=True)
     text = f"(request-target): get {path}\ndate: {date}".encode()

@@ -86,7 +86,7 @@ def test_cleanup_cli_after_crash_removes_everything(state_dir, base_image, ssh_k
     assert r.returncode == 0, r.stderr
     assert_host_clean(before, host_snapshot(), mine(state_dir))
     assert os.path.isdir(state_dir / "machines" / MID / "upper")  # data kept without --purge
-    r = subprocess.run(cli + ["--purge"], capture_output=True, text=True, check=False, env=env)
+    r = subprocess.run(cli + ["--purge"], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     assert_host_clean(before, host_snapshot(), mine(state_dir))
     assert not os.path.exists(state_dir / "machines" / MID)

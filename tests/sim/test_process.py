@@ -1,6 +1,5 @@
 """The start contract: URL on stdout, port choice, SIGTERM, bad arguments, restarts."""
 
-import os
 import socket
 import subprocess
 import sys
