@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the i
 from ._agent import find_agent_key
 from ._keys import KeyId, KeyProblem, find_private_key, load_private_key
 from ._signer import RequestSigner
+from ._version import COLLECTION_VERSION
 
 REQUESTS_IMPORT_ERROR = None
 try:
@@ -30,7 +31,7 @@ except ImportError:  # pragma: no cover - reported by the caller with missing_re
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 ACCEPT_VERSION = "~9||~8"
-USER_AGENT = "locustfleet.triton/0.1.0"
+USER_AGENT = "locustfleet.triton/%s" % COLLECTION_VERSION
 PAGE_LIMIT = 1000  # CloudAPI's maximum page size for ListMachines
 MAX_SKEW = 300  # seconds CloudAPI tolerates between our Date header and its clock
 RETRY_STATUSES = (429, 503)

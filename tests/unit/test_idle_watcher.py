@@ -3,6 +3,7 @@ on real temporary log files: activity lines, "no master" retries, grace, rotatio
 missing logs, offsets kept between runs, the action guard, and the CloudAPI actions against
 tritonsim through the collection's own client code deployed the way the role deploys it."""
 
+import ast
 import importlib.util
 import json
 import os
@@ -12,12 +13,23 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sim.signer import client_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "roles" / "locust_idle_watcher" / "files" / "locustfleet_idle_watcher.py"
-CLIENT_FILES = ("_agent.py", "_client.py", "_config.py", "_keys.py", "_signer.py")
+MODULE_UTILS = REPO / "plugins" / "module_utils"
+
+
+def role_client_files():
+    """The module_utils files the role copies (the loop of "Install the collection's CloudAPI client")."""
+    tasks = yaml.safe_load((REPO / "roles" / "locust_idle_watcher" / "tasks" / "main.yml").read_text())
+    (task,) = [t for t in tasks if t.get("name") == "Install the collection's CloudAPI client"]
+    return tuple(task["loop"])
+
+
+CLIENT_FILES = role_client_files()
 
 T0 = 1_800_000_000.0  # a fixed "now" for the tests (2027-01-15)
 
@@ -386,13 +398,40 @@ def test_main_prints_one_line_and_keeps_state(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------ CloudAPI
 
+def imported_client_files():
+    """The module_utils files the watcher imports from locustfleet_cloudapi, and what they import
+    with ``from .x import ...``, transitively."""
+    tree = ast.parse(SCRIPT.read_text())
+    todo = [node.module.split(".", 1)[1] + ".py" for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("locustfleet_cloudapi.")]
+    assert todo, "the watcher no longer imports locustfleet_cloudapi: update this test"
+    seen = set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        tree = ast.parse((MODULE_UTILS / current).read_text())
+        todo.extend(node.module + ".py" for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module)
+    return seen
+
+
+def test_the_role_deploys_everything_the_client_imports():
+    """A module_utils file the watcher's imports reach (say _client's _version) must be copied too,
+    or the watcher fails on the host with ImportError."""
+    needed = imported_client_files()
+    assert needed <= set(CLIENT_FILES), "add %s to roles/locust_idle_watcher/tasks/main.yml" % sorted(
+        needed - set(CLIENT_FILES))
+
+
 def deploy_client(tmp_path):
     """The collection's client files as the package locustfleet_cloudapi, as the role installs them."""
     lib = tmp_path / "lib"
     package = lib / "locustfleet_cloudapi"
     package.mkdir(parents=True)
     for name in CLIENT_FILES:
-        shutil.copy(REPO / "plugins" / "module_utils" / name, package / name)
+        shutil.copy(MODULE_UTILS / name, package / name)
     (package / "__init__.py").write_text("")
     return lib
 
