@@ -1,11 +1,20 @@
-"""The whole flow users run, on real hosts: spawn -> graph -> load test -> shrink -> idle stop ->
-scheduled teardown -> nothing left. tritonsim --backend nspawn plays the cloud; the playbooks
-and the inventory plugin are run exactly as the README shows, with real ansible-playbook."""
+"""The whole flow users run, on real hosts, with the collection as users get it: built into a
+tarball from this checkout, installed with ansible-galaxy into a user's directory outside the
+repository, and run by FQCN from there (cwd and PWD = that directory, no ansible.cfg, the user's
+collections dir, the user's own inventory file), against tritonsim --backend nspawn:
+
+    build_template -> spawn from the image -> again (no change) -> graph -> load test ->
+    shrink -> idle stop -> scheduled teardown, run as cron runs it -> nothing left.
+
+The workers come from the template image on purpose: that path (build_template.yml, then
+spawn_slaves.yml -e worker_image=...) is only tested here, and it is the faster one, since no
+role runs on a worker; the roles on base-image workers are run by tests/roles and scripts/main.
+"""
 
 import json
 import os
 import re
-import subprocess
+import shutil
 import sys
 import threading
 import time
@@ -20,28 +29,35 @@ for folder in ("hosts", "roles"):
 
 from hostutil import assert_host_clean, host_snapshot, require_real_hosts, wait_until  # noqa: E402
 from rolesutil import FILES, TargetServer  # noqa: E402
-from support.control import REPO, control_env, live_machines, sim_client, venv_bin  # noqa: E402
+from support.control import REPO, live_machines, sim_client  # noqa: E402
+from support.installed import (ansible, build_tarball, cron_command, cron_line, install_tarball,  # noqa: E402
+                               installed_copy, run_as_cron, user_env)
 
 CLUSTER = "e2e"
-PLAYBOOKS = REPO / "playbooks"
-IDLE_TIMEOUT = 60
-# Long enough for spawn, a second spawn, the graph and the test to happen before any worker may idle.
+# A worker is stopped by its watcher once it is up IDLE_GRACE s and idle IDLE_TIMEOUT s. Nothing
+# runs on the workers between their boot and the load test, so IDLE_GRACE covers the spawns and
+# the graph (120-290 s after the boot here); after the test, IDLE_TIMEOUT covers the shrink
+# (35-140 s): a watcher that stopped its worker while spawn_slaves runs would fail that run.
 IDLE_GRACE = 420
+IDLE_TIMEOUT = 240
+TIMINGS = []
 
 
 @pytest.fixture(scope="module")
 def cloud(tritonsim_module_factory, tmp_path_factory):
     require_real_hosts("the end-to-end test on real hosts")
-    from tritonsim.nspawn import build_base_image
+    from tritonsim.nspawn import build_base_image  # pylint: disable=import-outside-toplevel
     build_base_image()
     before = host_snapshot()
+    # The user's directory first: a collection that does not build or install fails before any host boots.
+    user = install_tarball(build_tarball(tmp_path_factory.mktemp("build")), tmp_path_factory.mktemp("user"))
+    shutil.copy(FILES / "fleetcheck.py", user / "fleetcheck.py")  # the user's own locustfile
     sim = tritonsim_module_factory(users=["watcher"], extra_args=["--backend", "nspawn"], throttle="10:30")
     info = sim._sim("GET", "/__sim/info")  # pylint: disable=protected-access
-    work = tmp_path_factory.mktemp("e2e")
     target = TargetServer(info["guest_url"].split("//")[1].split(":")[0])
     thread = threading.Thread(target=target.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()
-    yield sim, info["guest_url"], target, work
+    yield sim, info["guest_url"], target, user
     target.shutdown()
     target.server_close()
     client = sim_client(sim)
@@ -49,32 +65,42 @@ def cloud(tritonsim_module_factory, tmp_path_factory):
         client.delete("/%s/machines/%s" % (sim.account, machine["id"]))
     assert sim.stop(timeout=180) == 0
     assert_host_clean(before, host_snapshot(), mine=[str(sim.data_dir)])
+    print("\n[e2e] timings: " + ", ".join("%s %.0fs" % item for item in TIMINGS))
+
+
+def shell_env(sim, user):
+    """The user's shell: what a user of the README sets, and nothing from the repository."""
+    return user_env(sim, user, LOCUSTFLEET_CLUSTER=CLUSTER, ANSIBLE_PIPELINING="1", ANSIBLE_FORKS="10",
+                    ANSIBLE_PRIVATE_KEY_FILE=str(sim.key_path))
 
 
 def run(cloud_, playbook, *extra, expect_rc=0):
-    sim, guest_url, target, work = cloud_
+    """ansible-playbook locustfleet.triton.PLAYBOOK from the user's directory; (output, recap)."""
+    sim, guest_url, dummy, user = cloud_
     watcher = sim.users["watcher"]
     extra_vars = {
         "cluster": CLUSTER,
-        "locust_files": [str(FILES / "fleetcheck.py")],
+        "locust_files": [str(user / "fleetcheck.py")],
         "locust_activity_interval": 5,
         "idle_timeout": IDLE_TIMEOUT, "idle_grace": IDLE_GRACE, "idle_watcher_interval": 5,
         "locust_idle_watcher_url": guest_url, "locust_idle_watcher_account": sim.account,
         "locust_idle_watcher_user": "watcher", "locust_idle_watcher_key_id": watcher.fingerprint,
         "locust_idle_watcher_private_key_src": str(watcher.key_path),
     }
-    args = [venv_bin("ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra_vars)]
+    args = ["locustfleet.triton." + playbook, "-e", json.dumps(extra_vars)]
     for item in extra:
         args += ["-e", item]
-    env = control_env(sim, work / "home")
-    env.pop("ANSIBLE_CALLBACKS_ENABLED")  # the result recorder of tests/integration is not needed here
-    env.update(ANSIBLE_PIPELINING="1", ANSIBLE_FORKS="10", ANSIBLE_PRIVATE_KEY_FILE=str(sim.key_path))
     started = time.monotonic()
-    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500, check=False)
+    proc = ansible("ansible-playbook", sim, user, *args, env=shell_env(sim, user), timeout=1500)
+    took = time.monotonic() - started
     output = proc.stdout + proc.stderr
-    (work / ("%s-%d.log" % (playbook, int(started)))).write_text(output)
-    print("\n[e2e] %s %s: %.0fs" % (playbook, " ".join(extra), time.monotonic() - started))
+    (user / ("%s-%d.log" % (playbook, int(started)))).write_text(output)
+    label = " ".join([playbook] + [item for item in extra if not item.startswith("teardown_private_key_path=")])
+    TIMINGS.append((label, took))
+    print("\n[e2e] %s: %.0fs" % (label, took))
     assert proc.returncode == expect_rc, output[-8000:]
+    # What the repository's ansible.cfg used to hide comes from the playbooks now.
+    assert "discovered Python interpreter" not in output, output[-4000:]
     recap = {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
              for host, rest in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M)}
     return output, recap
@@ -84,70 +110,109 @@ def fleet(sim):
     return {m["name"]: m for m in live_machines(sim, **{"locustfleet.cluster": CLUSTER})}
 
 
-def test_spawn_test_shrink_idle_and_scheduled_teardown(cloud):
-    sim, guest_url, target, work = cloud
+def images(sim, name):
+    return sim_client(sim).get("/%s/images" % sim.account, {"name": name, "state": "all"})
 
-    output, recap = run(cloud, "spawn_slaves.yml", "count=3")
+
+def workers_of(sim):
+    return sorted(name for name, m in fleet(sim).items() if m["tags"].get("locustfleet.role") == "worker")
+
+
+def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path):
+    sim, dummy, target, user = cloud
+    collection = installed_copy(user)
+    repo_reports = sorted((REPO / "reports" / CLUSTER).glob("*")) if (REPO / "reports" / CLUSTER).is_dir() else []
+
+    # A worker image: template machine -> roles -> stopped -> image <cluster>-worker@<UTC time> -> deleted.
+    output, recap = run(cloud, "build_template")
+    (image,) = images(sim, CLUSTER + "-worker")
+    assert image["state"] == "active" and re.fullmatch(r"\d{8}T\d{6}Z", image["version"]), image
+    assert image["tags"] == {"locustfleet.cluster": CLUSTER, "locustfleet.role": "worker-template"}
+    assert "Image %s-worker@%s (%s)" % (CLUSTER, image["version"], image["id"]) in output
+    assert fleet(sim) == {}  # the template machine is gone
+    assert recap["localhost"]["failed"] == 0
+
+    # The fleet, workers from that image: no role runs on them, they find the master by metadata.
+    output, recap = run(cloud, "spawn_slaves", "count=3", "worker_image=%s-worker" % CLUSTER)
     machines = fleet(sim)
-    workers = sorted(name for name, m in machines.items() if m["tags"]["locustfleet.role"] == "worker")
+    workers = workers_of(sim)
     assert workers == ["e2e-worker-1", "e2e-worker-2", "e2e-worker-3"] and "e2e-master" in machines
+    assert {machines[name]["image"] for name in workers} == {image["id"]}
+    assert all(recap[name]["changed"] == 0 for name in workers), recap
     summary = re.search(r"with (\d+) worker processes on (\d+) worker machines", output)
     assert summary and summary.group(2) == "3"
     processes = int(summary.group(1))
     assert processes >= 3 and processes % 3 == 0  # one per vCPU on each worker
 
-    output, recap = run(cloud, "spawn_slaves.yml", "count=3")
+    output, recap = run(cloud, "spawn_slaves", "count=3", "worker_image=%s-worker" % CLUSTER)
     assert all(counts["changed"] == 0 for counts in recap.values()), recap
 
-    env = control_env(sim, work / "home")
-    env["LOCUSTFLEET_CLUSTER"] = CLUSTER
-    graph = subprocess.run([venv_bin("ansible-inventory"), "-i", str(REPO / "inventory" / "tritonsim.joyent.yml"),
-                            "--graph"], cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
-    master_group = graph.split("@locust_master:")[1].split("@")[0]
-    worker_group = graph.split("@locust_workers:")[1].split("@")[0]
+    # The user's own inventory file: the shipped example, copied from the installed collection.
+    (user / "fleet.joyent.yml").write_text((collection / "inventory" / "triton.joyent.yml").read_text())
+    started = time.monotonic()
+    graph = ansible("ansible-inventory", sim, user, "-i", "fleet.joyent.yml", "--graph",
+                    env=dict(shell_env(sim, user), ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="true"))
+    TIMINGS.append(("ansible-inventory --graph", time.monotonic() - started))
+    assert graph.returncode == 0, graph.stderr
+    master_group = graph.stdout.split("@locust_master:")[1].split("@")[0]
+    worker_group = graph.stdout.split("@locust_workers:")[1].split("@")[0]
     assert "e2e-master" in master_group
     assert sorted(re.findall(r"e2e-worker-\d", worker_group)) == workers
 
     target.reset()
-    output, recap = run(cloud, "run_test.yml", "target_host=%s" % target.url, "users=%d" % (processes * 2),
+    output, recap = run(cloud, "run_test", "target_host=%s" % target.url, "users=%d" % (processes * 2),
                         "spawn_rate=%d" % (processes * 2), "run_time=20s")
     by_worker = target.snapshot()
     assert len(by_worker) == processes, by_worker  # every worker process sent requests
     assert {key.split("/")[0] for key in by_worker} == set(workers)
     totals = re.search(r"(\d+) requests, (\d+) failures from (\d+) worker processes", output)
     assert totals and int(totals.group(1)) > 0 and totals.group(2) == "0" and totals.group(3) == str(processes)
-    reports = sorted((REPO / "reports" / CLUSTER).iterdir())[-1]
+    # Reports land in the user's directory (where ansible-playbook ran), not in the installed collection.
+    (reports,) = (user / "reports" / CLUSTER).iterdir()
+    assert re.fullmatch(r"\d{8}T\d{6}Z", reports.name)
     assert {"report.json", "report.html", "locust_stats.csv"} <= {p.name for p in reports.iterdir()}
+    assert "reports in %s" % reports in output
+    assert not [p for p in collection.rglob("*") if p.name in ("reports", "report.json", "locust_stats.csv")]
+    if (REPO / "reports" / CLUSTER).is_dir():
+        assert sorted((REPO / "reports" / CLUSTER).glob("*")) == repo_reports
 
-    output, recap = run(cloud, "spawn_slaves.yml", "count=2")
-    assert sorted(n for n, m in fleet(sim).items() if m["tags"]["locustfleet.role"] == "worker") == workers[:2]
+    output, recap = run(cloud, "spawn_slaves", "count=2", "worker_image=%s-worker" % CLUSTER)
+    assert workers_of(sim) == workers[:2]
 
-    # No test runs any more: each worker's watcher stops its own machine through CloudAPI.
+    # No test runs any more: each worker's watcher (from the image) stops its own machine through CloudAPI.
+    started = time.monotonic()
     wait_until(lambda: all(fleet(sim)[name]["state"] == "stopped" for name in workers[:2]),
                timeout=IDLE_GRACE + IDLE_TIMEOUT + 240, interval=5, what="idle workers stopped by their watchers")
+    TIMINGS.append(("wait for the idle stop", time.monotonic() - started))
     assert fleet(sim)["e2e-master"]["state"] == "running"
     assert sim.route_stats("StopMachine").get("202", 0) >= 2
 
-    # The scheduled teardown (as installed by schedule_teardown.yml) deletes the stopped machines.
-    run(cloud, "schedule_teardown.yml", "teardown_every_minutes=5")
+    # The scheduled teardown (as schedule_teardown installs it) deletes the stopped machines, run
+    # exactly as cron (or the systemd service) runs it: no agent, so it signs with a key file it is given.
+    key = tmp_path / "teardown-key"
+    key.write_bytes(Path(sim.key_path).read_bytes())
+    key.chmod(0o600)
     name = "locustfleet-teardown-" + CLUSTER
-    env_file = "/etc/locustfleet/%s.env" % name
+    env_file = Path("/etc/locustfleet/%s.env" % name)
+    run(cloud, "schedule_teardown", "teardown_every_minutes=5", "teardown_private_key_path=%s" % key)
     try:
         if os.path.isdir("/run/systemd/system"):
             unit = Path("/etc/systemd/system/%s.service" % name).read_text()
             command = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).split("=", 1)[1]
+            job = "set -a; . %s; set +a; %s" % (env_file, command)
         else:
-            crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
-            command = next(line for line in crontab.splitlines()
-                           if "teardown.yml" in line and not line.startswith("#"))
-            command = command.split(" ", 5)[5]
-        job_env = {k: v for k, v in control_env(sim, work / "home").items() if not k.startswith("TRITON_")}
-        done = subprocess.run(["sh", "-c", "set -a; . %s; set +a; %s" % (env_file, command)], env=job_env,
-                              capture_output=True, text=True, timeout=600, check=False)
+            line = cron_line(name)
+            assert line.startswith("*/5 * * * * ")
+            job = cron_command(line)
+        assert str(collection / "playbooks" / "teardown.yml") in job
+        started = time.monotonic()
+        done = run_as_cron(job, timeout=600)
+        TIMINGS.append(("the scheduled job", time.monotonic() - started))
         assert done.returncode == 0, done.stdout + done.stderr
     finally:
-        run(cloud, "schedule_teardown.yml", "schedule_state=absent")
+        run(cloud, "schedule_teardown", "schedule_state=absent")
     assert sorted(fleet(sim)) == ["e2e-master"]
+    assert not env_file.exists()
 
-    run(cloud, "teardown.yml", "teardown_all=true")
+    run(cloud, "teardown", "teardown_all=true")
     assert live_machines(sim) == []

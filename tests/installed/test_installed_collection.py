@@ -9,48 +9,28 @@ with the user's own file, teardown, and the scheduled teardown job run exactly a
 
 import os
 import shlex
-import subprocess
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from support.control import REPO, control_env, live_machines, sim_client, venv_bin
+from support.control import REPO, live_machines, sim_client
+from support.installed import (ansible, build_tarball, cron_available, cron_command, cron_line, install_tarball,
+                               run_as_cron, user_env)
 
 CLUSTER = "demo"
 
 
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory):
-    out = tmp_path_factory.mktemp("build")
-    subprocess.run([venv_bin("ansible-galaxy"), "collection", "build", str(REPO), "--output-path", str(out)],
-                   check=True, capture_output=True, text=True)
-    (path,) = out.glob("locustfleet-triton-*.tar.gz")
-    return path
+    return build_tarball(tmp_path_factory.mktemp("build"))
 
 
 @pytest.fixture(scope="module")
 def user_dir(tarball, tmp_path_factory):
     """A user's project directory: collections installed with -p, nothing else of the repository."""
-    user = tmp_path_factory.mktemp("user")
-    subprocess.run([venv_bin("ansible-galaxy"), "collection", "install", str(tarball), "-p", str(user / "collections")],
-                   check=True, capture_output=True, text=True, cwd=user)
-    return user
-
-
-def user_env(sim, user, **extra):
-    """A user's shell: CloudAPI settings for ``sim``, the key in ~/.ssh, no ansible.cfg anywhere."""
-    env = control_env(sim, user / "home")
-    for name in ("ANSIBLE_CONFIG", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CALLBACKS_ENABLED"):
-        env.pop(name)
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(user / "collections"), PWD=str(user), **extra)
-    return env
-
-
-def ansible(command, sim, user, *args, env=None):
-    return subprocess.run([venv_bin(command), *args], cwd=user, env=env or user_env(sim, user),
-                          capture_output=True, text=True, timeout=300, check=False)
+    return install_tarball(tarball, tmp_path_factory.mktemp("user"))
 
 
 def seed_cluster(sim):
@@ -124,22 +104,7 @@ def test_teardown_by_fqcn_from_the_users_directory(tritonsim, user_dir):
     assert names(tritonsim) == ["demo-w-2", "demo-w-3", "other-4"]
 
 
-def cron_line(name):
-    crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
-    lines = [line for line in crontab.splitlines() if not line.startswith("#") and "teardown.yml" in line
-             and name in line]
-    assert len(lines) == 1, crontab
-    return lines[0]
-
-
-def run_as_cron(job):
-    """cron's own environment for root's jobs: no agent, no TRITON_*, no ANSIBLE_*, a bare PATH."""
-    return subprocess.run(["/usr/bin/env", "-i", "HOME=/root", "LOGNAME=root", "SHELL=/bin/sh",
-                           "PATH=/usr/bin:/bin", "/bin/sh", "-c", job],
-                          capture_output=True, text=True, timeout=300, check=False, cwd="/")
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or os.path.isdir("/run/systemd/system"),
+@pytest.mark.skipif(not cron_available(),
                     reason="installs a root crontab (the cron branch, taken where systemd is not PID 1)")
 def test_scheduled_teardown_from_the_installed_copy_runs_as_cron_does(tritonsim, user_dir, tmp_path):
     seed_cluster(tritonsim)
@@ -170,7 +135,7 @@ def test_scheduled_teardown_from_the_installed_copy_runs_as_cron_does(tritonsim,
         assert settings["TRITON_URL"] == tritonsim.url and "PRIVATE KEY" not in env_file.read_text()
         line = cron_line(name)
         assert line.startswith("*/5 * * * * ")
-        done = run_as_cron(line.split(" ", 5)[5].replace(" >/dev/null 2>&1", ""))
+        done = run_as_cron(cron_command(line))
         assert done.returncode == 0, done.stdout + done.stderr
         assert names(tritonsim) == ["demo-w-2", "demo-w-3", "other-4"]
     finally:

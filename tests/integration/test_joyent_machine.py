@@ -138,6 +138,19 @@ def test_fleet_state_absent_and_stopped(tritonsim, playbook):
     assert [m["tags"]["cluster"] for m in machines(tritonsim)] == ["other", "other"]
 
 
+def test_fleet_state_running_starts_stopped_members(tritonsim, playbook):
+    """What spawn_slaves relies on when workers were stopped by their idle watchers: kept, started again."""
+    playbook(tritonsim, FLEET, extra_vars={"count": 2})
+    playbook(tritonsim, FLEET.replace('count: "{{ count }}"', "count: 2\n    state: stopped"))
+    running = FLEET.replace('count: "{{ count }}"', 'count: "{{ count }}"\n    state: running')
+    run = playbook(tritonsim, running, extra_vars={"count": 3})
+    fleet = run.result("fleet")
+    assert run.recap["changed"] == 1 and len(fleet["created_ids"]) == 1 and fleet["deleted_ids"] == []
+    assert sorted((m["name"], m["state"]) for m in machines(tritonsim, cluster="demo")) == \
+        [("demo-worker-%d" % i, "running") for i in (1, 2, 3)]
+    assert playbook(tritonsim, running, extra_vars={"count": 3}).recap["changed"] == 0
+
+
 def test_fleet_of_50_converges_through_faults_without_duplicates(tritonsim_factory, playbook):
     sim = tritonsim_factory(throttle="10:30", faults={"503": 0.1, "drop": 0.05, "lost_create": 0.05}, seed=7,
                             provision_delay=1.0)
