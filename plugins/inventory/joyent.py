@@ -103,9 +103,9 @@ cache_timeout: 3600
 
 import re
 
+import ansible.template
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.locustfleet.triton.plugins.module_utils import _client as client_lib
 from ansible_collections.locustfleet.triton.plugins.module_utils import _keys as keys_lib
@@ -113,6 +113,20 @@ from ansible_collections.locustfleet.triton.plugins.module_utils._client import 
 from ansible_collections.locustfleet.triton.plugins.module_utils._config import ConfigProblem, resolve
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import KeyProblem
 from ansible_collections.locustfleet.triton.plugins.module_utils._machines import list_filters, tag_query_value
+
+if hasattr(ansible.template, "trust_as_template"):
+    def as_data(variables):
+        """Host variables as data, never templates: ansible-core 2.19+ templates a string only when it
+        is tagged as trusted (ansible.template.trust_as_template), so CloudAPI's values are data as
+        they are."""
+        return variables
+else:
+    from ansible.utils.unsafe_proxy import wrap_var
+
+    def as_data(variables):
+        """Host variables as data, never templates: ansible-core 2.17 and 2.18 template every plain
+        string, so each value is wrapped as unsafe."""
+        return {key: wrap_var(value) for key, value in variables.items()}
 
 CACHE_FORMAT = 1
 AUTH_OPTIONS = ("url", "account", "user", "key_id", "private_key_path", "private_key_passphrase", "validate_certs",
@@ -228,6 +242,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         pattern = re.compile(self.get_option("name_pattern")) if self.get_option("name_pattern") else None
         public = set(data.get("public_networks") or [])
         prefix = self.get_option("hostvars_prefix")
+        if not (prefix + "id").isidentifier():
+            raise AnsibleParserError("locustfleet.triton.joyent inventory %s: hostvars_prefix %r does not make valid "
+                                     "variable names" % (self.source, prefix))
         strict = self.get_option("strict")
         by_tags = self.get_option("group_by_tags")
         self.inventory.add_group("joyent")
@@ -247,6 +264,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             connect = self.get_option("connect_with")
             if connect != "none" and addresses.get(connect):
                 variables["ansible_host"] = addresses[connect]
+            variables = as_data(variables)  # compose, groups and keyed_groups below template with them too
             self._set_variables(host, variables)
             if by_tags:
                 self.inventory.add_child(self.inventory.add_group(group_name("state", machine.get("state"))), host)
@@ -257,20 +275,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)
 
     def _set_variables(self, host, variables):
-        """Set the host's variables; cloud-supplied values are never trusted as templates.
+        """Set the variables of a host this plugin just added; they hold no template trust.
 
-        ansible-core 2.19+ hands plugins a wrapper whose set_variable tags every value with its
-        origin, which costs more than everything else at 10,000 hosts. The values here come from
-        CloudAPI's JSON and carry no trust, which is exactly what the wrapper would leave them with,
-        so they go straight onto the new host. Older cores template plain strings, so there they are
-        wrapped as unsafe and set through the public API.
+        On ansible-core 2.19+ the inventory a plugin is handed wraps set_variable so that it copies
+        every value and tags each string with its origin: at 10,000 hosts that alone took more than
+        twice as long as everything else the plugin does (bench/README.md). These values are fresh
+        from CloudAPI's JSON and hold no trust (as_data), which is all the wrapper would leave them
+        with, so on every core they go straight into the new Host's vars through public names
+        (InventoryData.get_host, Host.vars); their names were checked once in _populate.
         """
-        data = getattr(self.inventory, "__wrapped__", None)
-        if data is not None and host in getattr(data, "hosts", {}):
-            data.hosts[host].vars.update(variables)
-            return
-        for key, value in variables.items():
-            self.inventory.set_variable(host, key, wrap_var(value))
+        self.inventory.get_host(host).vars.update(variables)
 
     @staticmethod
     def _addresses(machine, public_networks):

@@ -40,6 +40,17 @@ def listed(proc):
     return plain(json.loads(proc.stdout))
 
 
+def one_line(text):
+    """ansible-core 2.17 wraps warnings and errors at 80 columns; later cores do not."""
+    return " ".join(text.split())
+
+
+def ansible_inventory_flushes_cache():
+    """ansible-inventory has --flush-cache from ansible-core 2.18 on; before, only ansible-playbook has it."""
+    usage = subprocess.run([venv_bin("ansible-inventory"), "--help"], capture_output=True, text=True, check=True)
+    return "--flush-cache" in usage.stdout
+
+
 BASIC = """
 plugin: locustfleet.triton.joyent
 tags: {cluster: demo}
@@ -113,11 +124,14 @@ def test_templated_options_and_bad_settings(tritonsim, inventory):
     inventory(tritonsim, config, "--list", env={"SIM_URL": tritonsim.url, "TRITON_URL": "http://127.0.0.1:9"})
     proc = inventory(tritonsim, BASIC, "--list", env={"TRITON_URL": "http://127.0.0.1:9", "TRITON_RETRIES": "0"},
                      expect_rc=1)
-    assert "locustfleet.triton.joyent inventory %s" % "" in proc.stderr and "cannot reach CloudAPI" in proc.stderr
-    assert "fleet.joyent.yml" in proc.stderr
+    stderr = one_line(proc.stderr)
+    assert "locustfleet.triton.joyent inventory " in stderr and "cannot reach CloudAPI" in stderr
+    assert "fleet.joyent.yml" in stderr
     proc = inventory(tritonsim, BASIC + "fail_on_errors: false\nretries: 0\n", "--list",
                      env={"TRITON_URL": "http://127.0.0.1:9"})
-    assert "this source adds no hosts" in proc.stderr
+    assert "this source adds no hosts" in one_line(proc.stderr)
+    proc = inventory(tritonsim, BASIC + "hostvars_prefix: joyent-\n", "--list", expect_rc=1)
+    assert "hostvars_prefix 'joyent-' does not make valid variable names" in one_line(proc.stderr)
 
 
 def test_other_file_names_are_rejected_with_a_reason(tritonsim, inventory):
@@ -134,8 +148,20 @@ def test_cache_hit_makes_no_calls_and_flush_cache_refreshes(tritonsim, inventory
     tritonsim.reset_stats()
     assert len(listed(inventory(tritonsim, config, "--list"))["_meta"]["hostvars"]) == 2
     assert tritonsim.stats()["by_route"] == {}
-    assert len(listed(inventory(tritonsim, config, "--list", "--flush-cache"))["_meta"]["hostvars"]) == 3
+    if ansible_inventory_flushes_cache():
+        assert len(listed(inventory(tritonsim, config, "--list", "--flush-cache"))["_meta"]["hostvars"]) == 3
+    else:
+        play = tmp_path / "count.yml"
+        play.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                        "    - ansible.builtin.debug:\n        msg: \"HOSTS={{ groups.joyent | length }}\"\n")
+        proc = subprocess.run([venv_bin("ansible-playbook"), "--flush-cache", "-i", str(tmp_path / "fleet.joyent.yml"),
+                               str(play)], cwd=REPO, env=control_env(tritonsim, tmp_path / "home"), check=False,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "HOSTS=3" in proc.stdout, proc.stdout + proc.stderr
     assert tritonsim.route_stats("ListMachines") == {"200": 1}
+    tritonsim.reset_stats()  # the fresh read went into the cache
+    assert len(listed(inventory(tritonsim, config, "--list"))["_meta"]["hostvars"]) == 3
+    assert tritonsim.stats()["by_route"] == {}
 
 
 def test_unreadable_cache_entry_is_ignored(tritonsim, inventory, tmp_path):
@@ -158,19 +184,37 @@ def test_2500_machines_across_three_pages(tritonsim, inventory):
     assert tritonsim.route_stats("ListMachines") == {"200": 3}
 
 
-def test_cloud_supplied_values_are_never_templated(tritonsim, tmp_path):
-    """A tag value that looks like Jinja must reach plays as literal text (no template injection)."""
-    from support.control import control_env, venv_bin
-
-    tritonsim.seed_machines(1, tags={"cluster": "demo", "note": "{{ lookup('ansible.builtin.env', 'HOME') }}"},
-                            name_prefix="w-")
+def test_cloud_supplied_values_are_never_templated(tritonsim, inventory, tmp_path):
+    """A tag value that looks like Jinja reaches plays as literal text (no template injection), whether
+    read as a host variable or through compose, groups or keyed_groups, and ansible-inventory shows it
+    as it is in CloudAPI."""
+    note = "{{ lookup('ansible.builtin.env', 'HOME') }}"
+    sum_ = "{{ 6 * 7 }}"
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "note": note, "sum": sum_}, name_prefix="w-")
+    config_text = BASIC + """
+compose:
+  note_copy: joyent_tags.note
+  sum_copy: joyent_tags.sum
+groups:
+  templated: joyent_tags.sum == '42'
+  literal: joyent_tags.sum.startswith('{')
+keyed_groups:
+  - key: joyent_tags.sum
+    prefix: sum
+"""
+    data = listed(inventory(tritonsim, config_text, "--list"))
+    hostvars = data["_meta"]["hostvars"]["w-1"]
+    assert hostvars["joyent_tags"] == {"cluster": "demo", "note": note, "sum": sum_}
+    assert hostvars["note_copy"] == note and hostvars["sum_copy"] == sum_
+    assert "templated" not in data and data["literal"]["hosts"] == ["w-1"]
+    assert data["sum____6___7___"]["hosts"] == ["w-1"]
     config = tmp_path / "fleet.joyent.yml"
-    config.write_text(BASIC)
     play = tmp_path / "show.yml"
     play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                    "    - ansible.builtin.debug:\n        msg: \"NOTE={{ joyent_tags.note }}\"\n")
+                    "    - ansible.builtin.debug:\n"
+                    "        msg: \"NOTE={{ joyent_tags.note }} COPY={{ note_copy }} SUM={{ sum_copy }}\"\n")
     proc = subprocess.run([venv_bin("ansible-playbook"), "-i", str(config), str(play)], cwd=REPO, check=False,
                           env=control_env(tritonsim, tmp_path / "home"), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "NOTE={{ lookup('ansible.builtin.env', 'HOME') }}" in proc.stdout
-    assert "NOTE=%s" % (tmp_path / "home") not in proc.stdout
+    assert "NOTE=%s COPY=%s SUM=%s" % (note, note, sum_) in proc.stdout
+    assert str(tmp_path / "home") not in proc.stdout and "SUM=42" not in proc.stdout

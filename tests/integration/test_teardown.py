@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import shlex
 import subprocess
 import time
 
@@ -66,7 +67,7 @@ def test_schedule_teardown_installs_a_locked_job_that_tears_down(tritonsim, play
     env_file = "/etc/locustfleet/%s.env" % name
     try:
         assert oct(os.stat(env_file).st_mode & 0o777) == "0o600"
-        settings = dict(line.split("=", 1) for line in open(env_file).read().splitlines())
+        settings = {k: shlex.split(v)[0] for k, v in (line.split("=", 1) for line in open(env_file).read().splitlines())}
         assert settings["TRITON_URL"] == tritonsim.url and "PRIVATE" not in open(env_file).read()
         if os.path.isdir("/run/systemd/system"):
             unit = open("/etc/systemd/system/%s.service" % name).read()
