@@ -72,10 +72,14 @@ def flat_create_body(name, image, package, networks=None, tags=None, metadata=No
 
 
 def _is_duplicate_name(error):
-    if error.status != 409 or error.code != "ValidationFailed":
-        return False
-    return any(e.get("field") == "alias" and e.get("code") == "Duplicate" for e in error.errors or []) \
-        or "name" in (error.message or "").lower()
+    """CloudAPI's answer to a name already taken: ValidationFailed with a Duplicate error on alias.
+
+    Nothing else counts: an invalid name also fails validation on alias (code Invalid), and
+    retrying that one under the next name would never end.
+    """
+    return error.status == 409 and error.code == "ValidationFailed" and any(
+        isinstance(e, dict) and e.get("field") == "alias" and e.get("code") == "Duplicate"
+        for e in error.errors or [])
 
 
 def find_by_name(client, name):
@@ -165,6 +169,8 @@ class Fleet(object):
                         # Another run made this member concurrently: count it, don't duplicate it.
                         self.adopted.append(existing)
                         return existing
+                    if self.deadline.expired():
+                        raise
                     body = dict(body, name=allocator.next())
                     continue
                 raise

@@ -232,3 +232,32 @@ def test_user_errors_are_one_line(tritonsim, playbook):
     assert run.result("bad")["msg"] == "count_tags must name at least one tag that identifies the fleet"
     assert machines(tritonsim) == []
     assert json.dumps(write_calls(tritonsim)) == "{}"
+
+
+def test_an_invalid_name_fails_at_once_and_is_not_retried_under_other_names(tritonsim, playbook):
+    """Only CloudAPI's Duplicate code means "name taken": an invalid alias (also a 409
+    ValidationFailed on alias, whose message mentions the name) used to be retried forever."""
+    tritonsim.reset_stats()
+    run = playbook(tritonsim, """
+        - name: fleet
+          locustfleet.triton.joyent_machine:
+            count: 2
+            count_tags: {cluster: bad}
+            name_prefix: "$(id);"
+            image: debian-12
+            package: g1-small
+            wait_timeout: 10
+    """, expect_rc=2)
+    msg = run.result("fleet")["msg"]
+    assert "409 ValidationFailed" in msg and "Invalid machine name" in msg and "\n" not in msg
+    assert sum(tritonsim.route_stats("CreateMachine").values()) == 2  # one attempt per machine
+    assert machines(tritonsim) == []
+
+
+def test_a_name_taken_outside_the_fleet_is_skipped_under_the_next_name(tritonsim, playbook):
+    tritonsim.seed_machines(1, tags={"owner": "someone"}, name_prefix="demo-worker-")  # demo-worker-1, not ours
+    members = {m["name"] for m in machines(tritonsim)}
+    assert members == {"demo-worker-1"}
+    playbook(tritonsim, FLEET, extra_vars={"count": 1})
+    fleet = [m for m in machines(tritonsim) if m["tags"].get("cluster") == "demo"]
+    assert [m["name"] for m in fleet] == ["demo-worker-2"]
