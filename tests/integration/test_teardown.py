@@ -9,6 +9,7 @@ import time
 import pytest
 
 from support.control import REPO, control_env, live_machines as machines, sim_client
+from support.installed import cron_line
 
 TEARDOWN = REPO / "playbooks" / "teardown.yml"
 SCHEDULE = REPO / "playbooks" / "schedule_teardown.yml"
@@ -73,8 +74,7 @@ def test_schedule_teardown_installs_a_locked_job_that_tears_down(tritonsim, play
             unit = open("/etc/systemd/system/%s.service" % name).read()
             command = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).split("=", 1)[1]
         else:
-            crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
-            line = next(line for line in crontab.splitlines() if "teardown.yml" in line)
+            line = cron_line(name)
             assert line.startswith("*/5 * * * * ")
             command = line.split(" ", 5)[5]
         env = control_env(tritonsim, tmp_path / "home")
