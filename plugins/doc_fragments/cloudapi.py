@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     # The CloudAPI connection options shared by every module and the inventory plugin.
     DOCUMENTATION = r"""
 options:

@@ -56,6 +56,6 @@ def locust_summary(lines):
     return table[headers[-1]:] if headers else []
 
 
-class FilterModule(object):
+class FilterModule:
     def filters(self):
         return {"teardown_candidates": teardown_candidates, "locust_summary": locust_summary}

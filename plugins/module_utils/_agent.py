@@ -49,7 +49,7 @@ def _pack_string(data):
     return struct.pack(">I", len(data)) + data
 
 
-class _Reader(object):
+class _Reader:
     def __init__(self, data):
         self.data = data
         self.pos = 0
@@ -75,7 +75,7 @@ def _key_type(blob):
     return _Reader(blob).string().decode("ascii", "replace")
 
 
-class AgentClient(object):
+class AgentClient:
     """Talks to the agent listening on ``socket_path`` (default: $SSH_AUTH_SOCK)."""
 
     def __init__(self, socket_path=None, timeout=10.0):
@@ -142,7 +142,7 @@ class AgentClient(object):
         return algorithm, raw
 
 
-class AgentKey(object):
+class AgentKey:
     """One agent-held key, with the same interface as _keys.PrivateKey."""
 
     def __init__(self, agent, blob, comment):

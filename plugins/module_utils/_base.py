@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from . import _client, _keys
-from ._client import CloudAPIClient, CloudAPIError
+from ._client import CloudAPIClient, CloudAPIError, missing_library
 from ._config import ConfigProblem, resolve
 from ._keys import KeyProblem
+from ._parallel import BatchError
+from ._waiters import Deadline, WaitTimeout
 
 
 def cloudapi_argument_spec():
@@ -31,19 +32,28 @@ def cloudapi_argument_spec():
     )
 
 
-class TritonModule(object):
-    """Base of every module: a subclass sets ``represent`` and implements ``run()``.
+class TritonModule:
+    """Base of every module: a subclass implements ``define_module()`` and ``run()``.
 
-    Expected failures (bad settings, keys, CloudAPI errors) end the task with one line and
-    no traceback; ``self.result`` collects what the module returns.
+    Expected failures (bad settings, keys, CloudAPI errors, timeouts, parallel work that partly
+    failed) end the task with one line and no traceback; ``self.result`` collects what the module
+    returns. A module with a ``wait_timeout`` option gets ``self.deadline``, which bounds every
+    wait and every retry of the task, the client's included.
     """
-
-    represent = "result"
 
     def __init__(self, module):
         self.module = module
         self.result = {"changed": False}
         self._client = None
+        self.deadline = None
+        wait_timeout = module.params.get("wait_timeout")
+        if wait_timeout is not None:
+            if wait_timeout < 1:
+                module.fail_json(msg="wait_timeout must be 1 second or more, got %s" % wait_timeout)
+            self.deadline = Deadline(wait_timeout)
+        for name, lowest in (("poll_interval", 0.01), ("parallelism", 1)):
+            if module.params.get(name) is not None and module.params[name] < lowest:
+                module.fail_json(msg="%s must be %s or more, got %s" % (name, lowest, module.params[name]))
 
     @classmethod
     def define_module(cls):
@@ -52,7 +62,7 @@ class TritonModule(object):
     @property
     def client(self):
         if self._client is None:
-            self._client = build_client(self.module)
+            self._client = build_client(self.module, self.deadline)
         return self._client
 
     def mark_changed(self):
@@ -76,23 +86,30 @@ class TritonModule(object):
             instance.run()
         except CloudAPIError as exc:
             instance.fail_cloudapi(exc)
-        except (ConfigProblem, KeyProblem) as exc:
+        except BatchError as exc:
+            first = exc.first
+            instance.fail(str(exc), **({"error": first.to_dict()} if isinstance(first, CloudAPIError) else {}))
+        except (ConfigProblem, KeyProblem, WaitTimeout) as exc:
             instance.fail(str(exc))
         module.exit_json(**instance.result)
 
 
-def build_client(module):
-    """A CloudAPIClient from the module's connection options, failing the task cleanly on bad settings."""
-    for name, error in (("requests", _client.REQUESTS_IMPORT_ERROR),
-                        ("cryptography", _keys.CRYPTOGRAPHY_IMPORT_ERROR)):
-        if error:
-            module.fail_json(msg=missing_required_lib(name), exception=error)
+def build_client(module, deadline=None):
+    """A CloudAPIClient from the module's connection options, failing the task cleanly on bad settings.
+
+    What the settings deserve a warning for (plain http://, unchecked certificates) is warned about."""
+    missing = missing_library()
+    if missing:
+        module.fail_json(msg=missing_required_lib(missing[0]), exception=missing[1])
     params = module.params
     try:
         config = resolve({name: params.get(name) for name in cloudapi_argument_spec()})
-        return CloudAPIClient(config)
+        client = CloudAPIClient(config, deadline=deadline)
     except (ConfigProblem, KeyProblem) as exc:
         module.fail_json(msg=str(exc))
+    for warning in config.warnings():
+        module.warn(warning)
+    return client
 
 
 __all__ = ["AnsibleModule", "TritonModule", "build_client", "cloudapi_argument_spec"]

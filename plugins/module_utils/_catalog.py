@@ -17,10 +17,10 @@ class CatalogProblem(Exception):
 def resolve_package(client, ref):
     """The package object for a package id or name (GetPackage takes either)."""
     try:
-        return client.get(client.account_path("packages", ref))
+        return client.get(client.account_path("packages", ref), expect=dict)
     except CloudAPIError as exc:
         if exc.status == 404:
-            names = sorted(p.get("name") for p in client.get(client.account_path("packages")) or [])
+            names = sorted(str(p.get("name")) for p in client.get(client.account_path("packages"), expect=list))
             raise CatalogProblem("package %r not found; available packages: %s" % (ref, ", ".join(names)))
         raise
 
@@ -29,7 +29,7 @@ def resolve_networks(client, refs):
     """Network ids for a list of network ids or names, in the given order (one ListNetworks call)."""
     if not refs:
         return []
-    networks = client.get(client.account_path("networks")) or []
+    networks = client.get(client.account_path("networks"), expect=list)
     by_id = {n["id"]: n for n in networks}
     by_name = {}
     for network in networks:

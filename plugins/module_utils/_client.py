@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the i
     quote = urlencode = None
 
 from ._agent import find_agent_key
-from ._keys import KeyId, KeyProblem, find_private_key, load_private_key
+from ._keys import CRYPTOGRAPHY_IMPORT_ERROR, KeyId, KeyProblem, find_private_key, load_private_key
 from ._signer import RequestSigner
 from ._version import COLLECTION_VERSION
 
@@ -29,6 +29,15 @@ try:
     import requests
 except ImportError:  # pragma: no cover - reported by the caller with missing_required_lib
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+
+def missing_library():
+    """(name, traceback) of a Python library the client needs and cannot import, else None."""
+    for name, error in (("requests", REQUESTS_IMPORT_ERROR), ("cryptography", CRYPTOGRAPHY_IMPORT_ERROR)):
+        if error:
+            return name, error
+    return None
+
 
 ACCEPT_VERSION = "~9||~8"
 USER_AGENT = "locustfleet.triton/%s" % COLLECTION_VERSION
@@ -45,7 +54,7 @@ class CloudAPIError(Exception):
     """
 
     def __init__(self, message, status=None, code=None, request_id=None, errors=None, maybe_committed=False):
-        super(CloudAPIError, self).__init__(message)
+        super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
@@ -58,7 +67,7 @@ class CloudAPIError(Exception):
                 "request_id": self.request_id, "errors": self.errors}
 
 
-class RateLimiter(object):
+class RateLimiter:
     """A token bucket shared by every thread of one client, so parallel work stays inside
     CloudAPI's per-account limit (default 10 requests/s, bursts of 30) instead of collecting 429s."""
 
@@ -86,11 +95,14 @@ class RateLimiter(object):
             self._sleep(wait)
 
 
-class Response(object):
+class Response:
     def __init__(self, status, data, headers):
         self.status = status
         self.data = data
         self.headers = headers
+
+
+_SHAPES = {list: "a list of objects", dict: "an object"}
 
 
 def encode_query(params):
@@ -123,16 +135,21 @@ def find_key(config):
     return key
 
 
-class CloudAPIClient(object):
+class CloudAPIClient:
     """Signed JSON requests to CloudAPI with bounded, jittered retries.
 
-    Retries 429 and 503 (honouring Retry-After) and connection failures, until ``retries``
-    extra attempts or ``retry_budget`` seconds are used up. A POST whose connection broke
-    after it was sent is not repeated (see CloudAPIError.maybe_committed).
+    Retries 429 and 503 (honouring a readable Retry-After), connection failures and cut-off answers,
+    until ``retries`` extra attempts or ``retry_budget`` seconds are used up, and never past
+    ``deadline`` (a _waiters.Deadline: the task's). A POST whose connection broke after it was sent is
+    not repeated (see CloudAPIError.maybe_committed).
+
+    Only a 2xx answer whose body is empty or JSON of the shape the caller expects (``expect``: list
+    of objects, object, or None for anything) is a success; anything else (a redirect, an HTML page,
+    a JSON string where a list belongs) is a one-line CloudAPIError with the status and request id.
     """
 
     def __init__(self, config, key=None, session=None, retry_budget=60.0, backoff_base=0.5, backoff_cap=8.0,
-                 sleep=time.sleep, clock=time.time, rate_limiter=None):
+                 sleep=time.sleep, clock=time.time, rate_limiter=None, deadline=None):
         if REQUESTS_IMPORT_ERROR:
             raise KeyProblem("the Python library 'requests' is required to talk to CloudAPI")
         self.config = config
@@ -147,17 +164,18 @@ class CloudAPIClient(object):
         self._lock = threading.Lock()
         self.calls = 0
         self.rate_limiter = rate_limiter or RateLimiter(config.rate_limit, config.rate_burst)
+        self.deadline = deadline
 
     # -- public API -------------------------------------------------------------------------------------
 
-    def get(self, path, query=None):
-        return self.request("GET", path, query=query).data
+    def get(self, path, query=None, *, expect):
+        return self.request("GET", path, query=query, expect=expect).data
 
-    def post(self, path, body=None, query=None, idempotent=False):
-        return self.request("POST", path, query=query, body=body, idempotent=idempotent).data
+    def post(self, path, body=None, query=None, idempotent=False, expect=None):
+        return self.request("POST", path, query=query, body=body, idempotent=idempotent, expect=expect).data
 
-    def put(self, path, body=None):
-        return self.request("PUT", path, body=body).data
+    def put(self, path, body=None, expect=None):
+        return self.request("PUT", path, body=body, expect=expect).data
 
     def delete(self, path, query=None):
         return self.request("DELETE", path, query=query).data
@@ -172,34 +190,35 @@ class CloudAPIClient(object):
         items, offset = [], 0
         while True:
             query.update(limit=limit, offset=offset)
-            response = self.request("GET", path, query=query)
-            page = response.data or []
+            response = self.request("GET", path, query=query, expect=list)
+            page = response.data
             items.extend(page)
             count = _int_header(response.headers, "x-resource-count", len(page))
             if count < limit or not page:
                 return items
             offset += limit
 
-    def request(self, method, path, query=None, body=None, idempotent=None):
+    def request(self, method, path, query=None, body=None, idempotent=None, expect=None):
         """Send one logical request; returns a Response or raises CloudAPIError."""
         if idempotent is None:
             idempotent = method != "POST"
         target = path + ("?" + encode_query(query) if query else "")
-        deadline = self._clock() + self.retry_budget
+        budget_ends = self._clock() + self.retry_budget
         attempt = 0
         while True:
             attempt += 1
-            error, retry_after = self._attempt(method, target, body, idempotent)
+            error, retry_after = self._attempt(method, target, body, idempotent, expect)
             if isinstance(error, Response):
                 return error
             delay = self._backoff(attempt, retry_after)
-            if attempt > self.config.retries or self._clock() + delay > deadline:
+            if attempt > self.config.retries or self._clock() + delay > budget_ends \
+                    or (self.deadline is not None and delay >= self.deadline.remaining()):
                 raise error
             self._sleep(delay)
 
     # -- internals --------------------------------------------------------------------------------------
 
-    def _attempt(self, method, target, body, idempotent):
+    def _attempt(self, method, target, body, idempotent, expect):
         """One HTTP exchange: (Response, None) on success, else (CloudAPIError, retry_after or None).
 
         A non-retryable failure raises at once.
@@ -217,9 +236,12 @@ class CloudAPIClient(object):
             data = json.dumps(body).encode("ascii")
         with self._lock:
             self.calls += 1
+        timeout = self.config.timeout
+        if self.deadline is not None:
+            timeout = max(1.0, min(timeout, self.deadline.remaining()))
         try:
             reply = self.session.request(method, self.config.url + target, data=data, headers=headers,
-                                         timeout=(min(10, self.config.timeout), self.config.timeout),
+                                         timeout=(min(10, timeout), timeout), stream=True,
                                          verify=not self.config.insecure, allow_redirects=False)
         except requests.exceptions.RequestException as exc:
             sent = not _never_sent(exc)
@@ -230,12 +252,51 @@ class CloudAPIClient(object):
                                     maybe_committed=True)
             return CloudAPIError("%s %s: cannot reach CloudAPI at %s (%s)"
                                  % (method, _path_only(target), self.config.url, reason)), None
+        try:
+            _ = reply.content  # the whole body, now: a cut-off answer fails here
+        except requests.exceptions.RequestException as exc:
+            error = CloudAPIError("%s %s: CloudAPI's %s answer was cut off (%s)%s"
+                                  % (method, _path_only(target), reply.status_code, _connection_reason(exc),
+                                     _request_id_suffix(reply)),
+                                  status=reply.status_code, request_id=_request_id(reply),
+                                  maybe_committed=not idempotent)
+            if not idempotent:
+                raise error
+            return error, None
+        if 200 <= reply.status_code < 300:
+            return Response(reply.status_code, self._json_body(method, target, reply, expect), reply.headers), None
         if reply.status_code < 400:
-            return Response(reply.status_code, _json_or_none(reply), reply.headers), None
+            raise self._odd_answer(method, target, reply, "%s, %s" % (
+                _status_line(reply), "a redirect to %s" % reply.headers["Location"]
+                if reply.headers.get("Location") else "a redirect"))
         error = self._error_from(method, target, reply)
         if reply.status_code in RETRY_STATUSES:
-            return error, _retry_after(reply.headers.get("Retry-After"))
+            return error, _retry_after(reply.headers.get("Retry-After"), self._clock())
         raise error
+
+    def _json_body(self, method, target, reply, expect):
+        """The JSON of a 2xx answer, checked against ``expect``; raises CloudAPIError when it is not that."""
+        if not reply.content:
+            if expect is None:
+                return None
+            raise self._odd_answer(method, target, reply, "%s with an empty body where %s belongs"
+                                   % (_status_line(reply), _SHAPES[expect]))
+        try:
+            data = reply.json()
+        except ValueError:
+            raise self._odd_answer(method, target, reply, "%s with %s, not JSON"
+                                   % (_status_line(reply), _content_kind(reply)))
+        if expect is not None and not (isinstance(data, expect)
+                                       and (expect is not list or all(isinstance(i, dict) for i in data))):
+            raise self._odd_answer(method, target, reply, "%s with %s where %s belongs"
+                                   % (_status_line(reply), _json_kind(data), _SHAPES[expect]))
+        return data
+
+    def _odd_answer(self, method, target, reply, what):
+        """A CloudAPIError for an answer that is not CloudAPI's: usually a wrong url or a proxy in between."""
+        text = "%s %s: CloudAPI answered %s: is url %s right?%s" % (
+            method, _path_only(target), what, self.config.url, _request_id_suffix(reply))
+        return CloudAPIError(text, status=reply.status_code, code="UnexpectedAnswer", request_id=_request_id(reply))
 
     def _backoff(self, attempt, retry_after):
         ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
@@ -245,18 +306,21 @@ class CloudAPIClient(object):
     def _error_from(self, method, target, reply):
         data = _json_or_none(reply)
         data = data if isinstance(data, dict) else {}
-        code = data.get("code") or reply.reason
-        message = data.get("message") or (reply.text or "").strip()[:200] or reply.reason
-        request_id = reply.headers.get("Request-Id") or reply.headers.get("x-request-id")
+        code = str(data.get("code") or reply.reason)
+        if data:
+            message = " ".join(str(data.get("message") or reply.reason).split())
+        elif reply.content:
+            message = "%s, not CloudAPI's JSON" % _content_kind(reply)
+        else:
+            message = reply.reason
         text = "%s %s: CloudAPI said %s %s: %s" % (method, _path_only(target), reply.status_code, code, message)
         if reply.status_code in (400, 401):
             hint = self._auth_hint(reply, message)
             if hint:
                 text += " (%s)" % hint
-        if request_id:
-            text += " [request id %s]" % request_id
-        return CloudAPIError(text, status=reply.status_code, code=code, request_id=request_id,
-                             errors=data.get("errors"))
+        errors = data.get("errors")
+        return CloudAPIError(text + _request_id_suffix(reply), status=reply.status_code, code=code,
+                             request_id=_request_id(reply), errors=errors if isinstance(errors, list) else [])
 
     def _auth_hint(self, reply, message):
         skew = _skew(reply.headers.get("Date"), self._clock())
@@ -284,14 +348,49 @@ def _json_or_none(reply):
         return None
 
 
-def _retry_after(value):
+def _request_id(reply):
+    return reply.headers.get("Request-Id") or reply.headers.get("x-request-id")
+
+
+def _request_id_suffix(reply):
+    request_id = _request_id(reply)
+    return " [request id %s]" % request_id if request_id else ""
+
+
+def _status_line(reply):
+    return ("%s %s" % (reply.status_code, reply.reason or "")).strip()
+
+
+def _content_kind(reply):
+    """'text/html' or 'a body of type X' for messages about a body that is not JSON."""
+    kind = (reply.headers.get("Content-Type") or "").split(";", 1)[0].strip()
+    return "a %s page" % kind if kind.startswith("text/") else "a body of type %s" % (kind or "unknown")
+
+
+_JSON_KINDS = ((bool, "boolean"), (str, "string"), ((int, float), "number"), (dict, "object"), (list, "list"))
+
+
+def _json_kind(data):
+    """'a JSON string', 'a JSON list with a number in it', ... for messages about a wrong shape."""
+    name = next((name for kind, name in _JSON_KINDS if isinstance(data, kind)), "null")
+    if isinstance(data, list) and data:
+        odd = next(item for item in data if not isinstance(item, dict))
+        return "a JSON list with %s in it" % _json_kind(odd).replace("a JSON ", "a ")
+    return "a JSON %s" % name
+
+
+def _retry_after(value, now):
+    """Seconds a Retry-After header asks for (a number of seconds or an HTTP date); None when unreadable."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _skew(date_header, now):

@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 30
 DEFAULT_RETRIES = 5
@@ -77,7 +79,7 @@ def load_profile(environ):
     return name, profile
 
 
-class CloudAPIConfig(object):
+class CloudAPIConfig:
     """Resolved settings plus where each came from (for error messages)."""
 
     def __init__(self, url, account, key_id, user=None, insecure=False, private_key_path=None,
@@ -96,10 +98,35 @@ class CloudAPIConfig(object):
         self.rate_burst = rate_burst
         self.sources = sources or {}
 
+    def warnings(self):
+        """What the user should hear about these settings: requests that TLS does not protect.
+
+        A request's signature can be replayed for minutes by anyone who sees it, so plain http:// and
+        unchecked certificates are warned about, except on loopback, where no one else can see them.
+        """
+        if _is_loopback(urlsplit(self.url).hostname):
+            return []
+        if self.url.startswith("http://"):
+            return ["CloudAPI url %s (from %s) is plain http://: signed requests and their answers travel "
+                    "unencrypted; use https://" % (self.url, self.sources.get("url", "settings"))]
+        if self.insecure:
+            return ["CloudAPI's TLS certificate is not checked (%s): anyone between here and %s can read and "
+                    "answer these requests" % (self.sources.get("insecure", "settings"), self.url)]
+        return []
+
     def __repr__(self):
         # Never include the passphrase.
         return "CloudAPIConfig(url=%r, account=%r, user=%r, key_id=%r)" % (
             self.url, self.account, self.user, self.key_id)
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _insecure_from_env(environ):
@@ -154,6 +181,9 @@ def resolve(options, environ=None):
     url = values["url"]
     if not url.startswith(("https://", "http://")):
         raise ConfigProblem("CloudAPI url %r (from %s) must start with https:// or http://" % (url, sources["url"]))
+    for name, lowest in (("timeout", 1), ("retries", 0), ("rate_limit", 0)):
+        if options.get(name) is not None and options[name] < lowest:
+            raise ConfigProblem("%s must be %s or more, got %s" % (name, lowest, options[name]))
 
     return CloudAPIConfig(
         url=url,

@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-import time
-
 from ._client import CloudAPIError
-from ._tags import is_uuid
+from ._machines import is_uuid
+from ._waiters import wait_until
 
 RETURNED_FIELDS = ("id", "name", "version", "state", "os", "type", "published_at", "tags", "owner", "public",
                    "description")
@@ -64,7 +63,7 @@ def resolve_image(client, ref):
         raise ImageNotFound("image '' not found: an image reference is a UUID, name or name@version")
     if is_uuid(ref):
         try:
-            return client.get(client.account_path("images", ref))
+            return client.get(client.account_path("images", ref), expect=dict)
         except CloudAPIError as exc:
             if exc.status == 404:
                 raise ImageNotFound("image '%s' not found: %s" % (ref, exc), status=exc.status, code=exc.code,
@@ -76,7 +75,7 @@ def resolve_image(client, ref):
     query = {"name": name, "state": "active"}
     if version:
         query["version"] = version
-    images = [image for image in client.get(client.account_path("images"), query) or []
+    images = [image for image in client.get(client.account_path("images"), query, expect=list)
               if image.get("name") == name and (not version or image.get("version") == version)
               and image.get("state", "active") == "active"]
     if not images:
@@ -87,13 +86,13 @@ def resolve_image(client, ref):
 
 def account_id(client):
     """The UUID of the account (GetAccount), which owns the images it creates."""
-    return client.get(client.account_path())["id"]
+    return client.get(client.account_path(), expect=dict)["id"]
 
 
 def own_images(client, name, version, owner):
     """The account's own images with exactly this name and version, in every state, oldest first."""
     query = {"name": name, "version": version, "state": "all", "owner": owner}
-    images = [image for image in client.get(client.account_path("images"), query) or []
+    images = [image for image in client.get(client.account_path("images"), query, expect=list)
               if image.get("owner") == owner and image.get("name") == name and image.get("version") == version]
     return sorted(images, key=lambda i: (i.get("published_at") or "~", i.get("id") or ""))
 
@@ -108,7 +107,7 @@ def create_image(client, body, owner, attempts=3):
     path = client.account_path("images")
     for attempt in range(1, attempts + 1):
         try:
-            return client.post(path, body)
+            return client.post(path, body, expect=dict)
         except CloudAPIError as exc:
             if not exc.maybe_committed:
                 raise
@@ -120,30 +119,35 @@ def create_image(client, body, owner, attempts=3):
     return None  # not reached
 
 
-def wait_for_image(client, image, deadline, interval=1.0, sleep=time.sleep, clock=time.monotonic):
-    """Poll GetImage until ``image`` is settled; returns it when ``active``.
+def wait_for_image(client, image, deadline, interval=1.0):
+    """Poll GetImage until ``image`` is settled (_waiters.wait_until, ``deadline`` a Deadline); returns it
+    when ``active``.
 
-    ``deadline`` is a ``clock()`` value. Raises ImageFailed (the image's error code and message),
-    ImageWaitTimeout, or ImageNotFound when the image disappears meanwhile.
+    Raises ImageFailed (the image's error code and message), ImageWaitTimeout, or ImageNotFound when
+    the image disappears meanwhile.
     """
     path = client.account_path("images", image["id"])
-    first = True
-    while image.get("state") not in SETTLED_STATES:
-        if clock() + (0 if first else interval) > deadline:
-            exc = ImageWaitTimeout("timed out waiting for image %s to become active: still %s"
-                                   % (describe(image), image.get("state")))
-            exc.image = image
-            raise exc
-        if not first:
-            sleep(interval)
-        first = False
+    last = [image]
+
+    def probe():
+        if last[0].get("state") in SETTLED_STATES:
+            return last[0]
         try:
-            image = client.get(path)
+            last[0] = client.get(path, expect=dict)
         except CloudAPIError as exc:
             if exc.status == 404:
-                raise ImageNotFound("image %s disappeared while it was being created: %s" % (describe(image), exc),
+                raise ImageNotFound("image %s disappeared while it was being created: %s" % (describe(last[0]), exc),
                                     status=exc.status, code=exc.code, request_id=exc.request_id)
             raise
+        return last[0] if last[0].get("state") in SETTLED_STATES else None
+
+    def timeout():
+        exc = ImageWaitTimeout("timed out waiting for image %s to become active: still %s"
+                               % (describe(last[0]), last[0].get("state")))
+        exc.image = last[0]
+        return exc
+
+    image = wait_until(probe, deadline, interval, timeout)
     if image.get("state") == "failed":
         error = image.get("error") or {}
         reason = "%s: %s" % (error.get("code") or "unknown error", error.get("message") or "no message from CloudAPI")

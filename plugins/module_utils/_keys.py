@@ -53,7 +53,7 @@ def blob_from_public_line(line):
         raise KeyProblem("not an OpenSSH public key line: the key is not valid base64")
 
 
-class KeyId(object):
+class KeyId:
     """A user-supplied key id: MD5 colon-hex (optionally prefixed MD5:) or SHA256:base64."""
 
     def __init__(self, text):
@@ -89,7 +89,7 @@ def _public_blob(public_key):
     return blob_from_public_line(line.decode("ascii"))
 
 
-class PrivateKey(object):
+class PrivateKey:
     """A private key loaded from disk that signs CloudAPI requests.
 
     ``algorithm`` is the http-signature algorithm name CloudAPI expects for the key type.

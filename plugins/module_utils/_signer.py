@@ -20,7 +20,7 @@ def signing_string(method, target, date):
     return "(request-target): %s %s\ndate: %s" % (method.lower(), target, date)
 
 
-class RequestSigner(object):
+class RequestSigner:
     """Signs requests for ``account`` (optionally as RBAC sub-user ``user``) with ``key``.
 
     ``key`` is anything with ``fingerprint`` (MD5 colon-hex) and ``sign(data) -> (algorithm, bytes)``:

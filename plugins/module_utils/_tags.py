@@ -3,27 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 # PRIVATE to the collection: may change without notice between releases.
-"""Machine tags: value checks, CloudAPI's type-tolerant comparison, what to write; finding one machine."""
+"""Machine tags: value checks, the one tag comparison, what to write."""
 
 from __future__ import annotations
 
 import math
-import re
-
-from ._client import CloudAPIError
-
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 # Request parameters CloudAPI never turns into tags (lib/tags.js): such a tag would be dropped silently.
 RESERVED_TAG_NAMES = ("account", "machine", "uuid", "owner_uuid", "context", "image")
-
-
-class MachineNotFound(CloudAPIError):
-    """No live machine answers to the id or name a task gave."""
-
-
-def is_uuid(text):
-    return bool(UUID_RE.match(text or ""))
 
 
 def _kind(value):
@@ -69,41 +56,41 @@ def reserved_name_problem(tags):
     return None
 
 
-def _as_number(text):
-    try:
-        number = float(text)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def same_value(stored, wanted):
-    """True when two tag values are equal the way CloudAPI's ``tag.NAME=VALUE`` matching sees them.
+    """True when two tag values are the same JSON value: the same JSON type and an equal value.
 
-    Values of the same type compare strictly (``"8"`` is not ``"8.0"``). Across types a boolean
-    equals the string ``"true"``/``"false"``, and a number equals a string that parses to the same
-    number (``8`` equals ``"8"`` and ``"8.0"``); a boolean never equals a number.
+    This is the one tag comparison of the collection: joyent_machine and joyent_tag decide "changed"
+    with it, a fleet's members and ``tags`` filters (modules and inventory) are the machines whose tags
+    pass it. Numbers compare as numbers (``8`` is ``8.0``, as in JSON); a string is never a number or a
+    boolean (``"8"`` is not ``8``, ``"true"`` is not ``true``), and a boolean is never a number. CloudAPI's
+    own ``tag.NAME=VALUE`` filter is looser (it matches ``"true"`` to ``true``), so what it lists is
+    checked again with this.
     """
-    if isinstance(stored, bool) or isinstance(wanted, bool):
-        if isinstance(stored, bool) and isinstance(wanted, bool):
-            return stored is wanted
-        flag, other = (stored, wanted) if isinstance(stored, bool) else (wanted, stored)
-        return isinstance(other, str) and other == ("true" if flag else "false")
-    numeric = (int, float)
-    if isinstance(stored, numeric) and isinstance(wanted, numeric):
-        return stored == wanted
-    if isinstance(stored, numeric) or isinstance(wanted, numeric):
-        number, other = (stored, wanted) if isinstance(stored, numeric) else (wanted, stored)
-        return isinstance(other, str) and _as_number(other) == number
-    return stored == wanted
+    return _kind(stored) == _kind(wanted) and stored == wanted
+
+
+def tags_match(current, wanted):
+    """Every tag of ``wanted`` is in ``current`` with the same value (``same_value``)."""
+    current = current or {}
+    return all(key in current and same_value(current[key], value) for key, value in (wanted or {}).items())
 
 
 def same_tags(current, wanted):
     """The two sets have the same keys and ``same_value`` values."""
-    return set(current) == set(wanted) and all(same_value(current[k], wanted[k]) for k in wanted)
+    return set(current) == set(wanted) and tags_match(current, wanted)
 
 
-class TagPlan(object):
+def tag_query_value(value):
+    """A tag value as text in a ``tag.NAME=VALUE`` query or a group name: JSON's spelling
+    (``true``, ``8`` for ``8.0``), which CloudAPI's type-tolerant filter matches to the stored value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class TagPlan:
     """What one machine's tags need. ``op`` is None (nothing), "add", "replace", "delete_all" or "delete";
     ``body`` the AddMachineTags/ReplaceMachineTags body or the keys to delete; ``after`` the expected tags."""
 
@@ -152,27 +139,4 @@ def plan_visible(plan, observed, tags, state="present", purge=False):
         return not any(k in observed for k in plan.body or [])
     if purge:
         return same_tags(observed, plan.after)
-    return all(k in observed and same_value(observed[k], v) for k, v in (tags or {}).items())
-
-
-def find_machine(client, ref, what="machine"):
-    """The live machine with id or name ``ref`` (GetMachine for a UUID, else ListMachines?name=).
-
-    Raises MachineNotFound (a CloudAPIError, with CloudAPI's code and request id when it answered).
-    """
-    if is_uuid(ref):
-        try:
-            return client.get(client.account_path("machines", ref))
-        except CloudAPIError as exc:
-            if exc.status in (404, 410):
-                raise MachineNotFound("%s '%s' not found: %s" % (what, ref, exc), status=exc.status, code=exc.code,
-                                      request_id=exc.request_id, errors=exc.errors)
-            raise
-    found = [m for m in client.list_all(client.account_path("machines"), {"name": ref})
-             if m.get("name") == ref and m.get("state") not in ("deleted", "failed")]
-    if not found:
-        raise MachineNotFound("%s '%s' not found: no live machine has that name or id" % (what, ref))
-    if len(found) > 1:
-        raise CloudAPIError("%s name '%s' is ambiguous: machines %s have it; give the id instead"
-                            % (what, ref, ", ".join(sorted(m["id"] for m in found))))
-    return found[0]
+    return tags_match(observed, tags)

@@ -66,9 +66,15 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds the whole task may take when O(wait=true), counted from its start.
+      - Seconds the whole task may take, counted from its start (at least 1); it also bounds CloudAPI
+        retries.
     type: int
     default: 600
+  poll_interval:
+    description:
+      - Seconds between two looks at the image while waiting for it.
+    type: float
+    default: 1.0
 extends_documentation_fragment:
   - locustfleet.triton.cloudapi
 attributes:
@@ -199,14 +205,12 @@ deleted_ids:
   elements: str
 """
 
-import time
-
 from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
     AnsibleModule, TritonModule, cloudapi_argument_spec)
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
 from ansible_collections.locustfleet.triton.plugins.module_utils._images import (
     ImageWaitTimeout, account_id, create_image, describe, own_images, summarize_image, wait_for_image)
-from ansible_collections.locustfleet.triton.plugins.module_utils._tags import find_machine, is_uuid
+from ansible_collections.locustfleet.triton.plugins.module_utils._machines import get_machine, is_uuid
 
 CREATE_ATTEMPTS = 3
 
@@ -214,8 +218,7 @@ CREATE_ATTEMPTS = 3
 class JoyentImage(TritonModule):
 
     def __init__(self, module):
-        super(JoyentImage, self).__init__(module)
-        self.deadline = time.monotonic() + module.params["wait_timeout"]
+        super().__init__(module)
         self._owner = None
 
     @classmethod
@@ -232,6 +235,7 @@ class JoyentImage(TritonModule):
             tags=dict(type="dict"),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=600),
+            poll_interval=dict(type="float", default=1.0),
         )
         return AnsibleModule(
             argument_spec=argument_spec,
@@ -287,7 +291,7 @@ class JoyentImage(TritonModule):
         what = "image %s@%s" % (params["name"], params["version"])
         if not params["machine"]:
             self.fail("%s does not exist: machine is required to create it" % what)
-        machine = find_machine(self.client, params["machine"])
+        machine = get_machine(self.client, params["machine"])
         body = {"machine": machine["id"], "name": params["name"], "version": params["version"]}
         for field in ("description", "homepage", "tags"):
             if params[field] is not None:
@@ -300,7 +304,7 @@ class JoyentImage(TritonModule):
 
     def wait(self, image):
         try:
-            return wait_for_image(self.client, image, self.deadline)
+            return wait_for_image(self.client, image, self.deadline, self.module.params["poll_interval"])
         except ImageWaitTimeout as exc:
             self.result["image"] = summarize_image(exc.image)
             self.fail("%s (wait_timeout=%d s)" % (exc, self.module.params["wait_timeout"]), error=exc.to_dict())
@@ -316,22 +320,22 @@ class JoyentImage(TritonModule):
             images = self.by_id(params["id"])
         else:
             images = own_images(self.client, params["name"], params["version"], self.owner)
-        self.result["deleted_ids"] = [image["id"] for image in images]
-        if images:
-            self.mark_changed()
-        if not self.module.check_mode:
-            for image in images:
+        self.result["deleted_ids"] = []
+        for image in images:
+            if not self.module.check_mode:
                 try:
                     self.client.delete(self.client.account_path("images", image["id"]))
                 except CloudAPIError as exc:
                     if exc.status != 404:  # gone already: that is what was asked
                         self.fail_cloudapi(exc, "cannot delete image %s" % describe(image))
+            self.result["deleted_ids"].append(image["id"])
+            self.mark_changed()
         first = next((i for i in images if i.get("state") == "active"), images[0] if images else None)
         self.finish(first, None, returned=first)
 
     def by_id(self, image_id):
         try:
-            return [self.client.get(self.client.account_path("images", image_id))]
+            return [self.client.get(self.client.account_path("images", image_id), expect=dict)]
         except CloudAPIError as exc:
             if exc.status == 404:
                 return []

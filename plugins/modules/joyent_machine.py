@@ -168,8 +168,9 @@ machines:
     id:
       description: Machine UUID.
       type: str
+      sample: 1f3c1c64-0a6e-4bb1-8e1b-8e0b4a6fd8a5
     name:
-      description: Machine name.
+      description: Machine name (alias).
       type: str
       sample: demo-worker-1
     state:
@@ -177,28 +178,92 @@ machines:
       type: str
       sample: running
     primaryIp:
-      description: Primary IP address.
+      description: Primary IP address, once provisioned.
       type: str
+      sample: 10.88.88.26
     ips:
       description: All IP addresses.
       type: list
       elements: str
     tags:
-      description: Tags.
+      description: Tags, with their JSON types.
       type: dict
+      sample: {"locustfleet.role": "worker"}
     image:
       description: Image UUID.
       type: str
     package:
       description: Package name.
       type: str
+      sample: g1-small
     created:
       description: Creation time (ISO 8601).
       type: str
+    memory:
+      description: Memory in MiB.
+      type: int
+    brand:
+      description: Machine brand.
+      type: str
+    networks:
+      description: Network UUIDs.
+      type: list
+      elements: str
+    firewall_enabled:
+      description: Whether the cloud firewall is on.
+      type: bool
 machine:
   description: The single machine (O(name) or O(id) mode); absent when deleted.
   returned: when O(name) or O(id) is given and the machine exists
   type: dict
+  contains:
+    id:
+      description: Machine UUID.
+      type: str
+      sample: 1f3c1c64-0a6e-4bb1-8e1b-8e0b4a6fd8a5
+    name:
+      description: Machine name (alias).
+      type: str
+      sample: demo-worker-1
+    state:
+      description: CloudAPI state.
+      type: str
+      sample: running
+    primaryIp:
+      description: Primary IP address, once provisioned.
+      type: str
+      sample: 10.88.88.26
+    ips:
+      description: All IP addresses.
+      type: list
+      elements: str
+    tags:
+      description: Tags, with their JSON types.
+      type: dict
+      sample: {"locustfleet.role": "worker"}
+    image:
+      description: Image UUID.
+      type: str
+    package:
+      description: Package name.
+      type: str
+      sample: g1-small
+    created:
+      description: Creation time (ISO 8601).
+      type: str
+    memory:
+      description: Memory in MiB.
+      type: int
+    brand:
+      description: Machine brand.
+      type: str
+    networks:
+      description: Network UUIDs.
+      type: list
+      elements: str
+    firewall_enabled:
+      description: Whether the cloud firewall is on.
+      type: bool
 created_ids:
   description: Ids of machines this task created.
   returned: always
@@ -218,34 +283,16 @@ failed_ids:
   elements: str
 """
 
-import time
-from datetime import datetime
-
 from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
     AnsibleModule, TritonModule, cloudapi_argument_spec)
 from ansible_collections.locustfleet.triton.plugins.module_utils._catalog import (
     CatalogProblem, resolve_networks, resolve_package)
-from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
 from ansible_collections.locustfleet.triton.plugins.module_utils._fleet import (
-    Deadline, Fleet, FleetTimeout, NameAllocator, default_name_prefix, find_by_name, flat_create_body)
+    STATE_TARGET, Fleet, FleetTimeout, NameAllocator, default_name_prefix, flat_create_body, plan_fleet)
 from ansible_collections.locustfleet.triton.plugins.module_utils._images import resolve_image
-from ansible_collections.locustfleet.triton.plugins.module_utils._machines import summarize, tag_query_value
-
-STATE_TARGET = {"present": "running", "running": "running", "restarted": "running", "stopped": "stopped"}
-# Which machines go first when a fleet shrinks.
-SURPLUS_ORDER = {"failed": 0, "stopped": 1, "stopping": 1, "provisioning": 2, "offline": 2, "unknown": 2}
-
-
-def _name_number(machine, prefix):
-    name = machine.get("name") or ""
-    suffix = name[len(prefix):] if name.startswith(prefix) else ""
-    return int(suffix) if suffix.isdigit() else -1
-
-
-def _missing_tags(machine, tags):
-    current = machine.get("tags") or {}
-    return {k: v for k, v in (tags or {}).items()
-            if k not in current or tag_query_value(current[k]) != tag_query_value(v)}
+from ansible_collections.locustfleet.triton.plugins.module_utils._machines import get_machine, is_uuid, summarize
+from ansible_collections.locustfleet.triton.plugins.module_utils._parallel import BatchError
+from ansible_collections.locustfleet.triton.plugins.module_utils._tags import plan_tags, tag_value_problem
 
 
 class JoyentMachine(TritonModule):
@@ -283,9 +330,8 @@ class JoyentMachine(TritonModule):
         )
 
     def __init__(self, module):
-        super(JoyentMachine, self).__init__(module)
+        super().__init__(module)
         self.params = module.params
-        self.deadline = Deadline(self.params["wait_timeout"])
         self.result.update(machines=[], created_ids=[], deleted_ids=[], failed_ids=[])
         self._fleet = None
 
@@ -297,13 +343,9 @@ class JoyentMachine(TritonModule):
         return self._fleet
 
     def run(self):
-        params = self.params
-        if params["count"] is not None and params["count"] < 0:
-            self.fail("count must be 0 or more, got %d" % params["count"])
-        if params["count_tags"] is not None and not params["count_tags"]:
-            self.fail("count_tags must name at least one tag that identifies the fleet")
+        self.check_params()
         try:
-            if params["count_tags"] is not None:
+            if self.params["count_tags"] is not None:
                 self.run_fleet()
             else:
                 self.run_single()
@@ -313,6 +355,36 @@ class JoyentMachine(TritonModule):
             self.result["machines"] = sorted((summarize(m) for m in exc.machines.values() if m),
                                              key=lambda m: m["name"] or "")
             self.fail(str(exc))
+
+    def check_params(self):
+        params = self.params
+        if params["count"] is not None and params["count"] < 0:
+            self.fail("count must be 0 or more, got %d" % params["count"])
+        if params["count_tags"] is not None and not params["count_tags"]:
+            self.fail("count_tags must name at least one tag that identifies the fleet")
+        if params["id"] is not None and not is_uuid(params["id"]):
+            self.fail("id '%s' is not a machine UUID (use name to find a machine by name)" % params["id"])
+        for option in ("count_tags", "tags"):
+            problem = tag_value_problem(params[option], what="%s tag" % option)
+            if problem:
+                self.fail(problem)
+
+    # -- doing things, keeping count of what changed --------------------------------------------------
+
+    def _each(self, function, items, record=None):
+        """``function`` on every item in parallel. What succeeded counts as changed (and goes to
+        ``record``, a list in the result) even when other items failed, whose BatchError is raised."""
+        failure = None
+        try:
+            done = list(zip(items, self.fleet.parallel(function, items)))
+        except BatchError as exc:
+            done, failure = exc.done, exc
+        if done:
+            self.mark_changed()
+            if record is not None:
+                self.result[record].extend(item["id"] if isinstance(item, dict) else item for item, result in done)
+        if failure is not None:
+            raise failure
 
     # -- creation inputs ------------------------------------------------------------------------------
 
@@ -347,57 +419,40 @@ class JoyentMachine(TritonModule):
         if count is None:
             self.fail("count is required with count_tags unless state is absent")
         members = self.fleet.members()
-        before = {m["name"]: m["state"] for m in members}
         prefix = params["name_prefix"] if params["name_prefix"] is not None \
             else default_name_prefix(params["count_tags"])
-
-        ranked = sorted(members, key=lambda m: (SURPLUS_ORDER.get(m["state"], 3), -_name_number(m, prefix)))
-        surplus = ranked[:max(0, len(members) - count)]
-        keep = [m for m in members if m not in surplus]
-        shortfall = max(0, count - len(members))
-        spec = self._create_spec("%d machine(s) for count_tags %s" % (shortfall, params["count_tags"])) \
-            if shortfall else None
-        to_start = [m for m in keep if state == "running" and m["state"] in ("stopped", "stopping")]
-        to_stop = [m for m in keep if state == "stopped" and m["state"] not in ("stopped",)]
-        to_reboot = keep if state == "restarted" else []
-        retag = [(m, _missing_tags(m, params["tags"])) for m in keep]
-        retag = [(m, tags) for m, tags in retag if tags]
-        refirewall = [m for m in keep if params["firewall_enabled"] is not None
-                      and bool(m.get("firewall_enabled")) != params["firewall_enabled"]]
-
-        if surplus or shortfall or to_start or to_stop or to_reboot or retag or refirewall:
-            self.mark_changed()
+        plan = plan_fleet(members, count, state, prefix, params["tags"], params["firewall_enabled"])
+        spec = self._create_spec("%d machine(s) for count_tags %s" % (len(plan.create), params["count_tags"])) \
+            if plan.create else None
         if self.module._diff:
-            self.result["diff"] = self._fleet_diff(before, keep, surplus, shortfall, prefix)
+            self.result["diff"] = self._fleet_diff(members, plan)
         if self.module.check_mode:
-            self.result["machines"] = [summarize(m) for m in keep]
+            self.result["changed"] = plan.changed
+            self.result["machines"] = [summarize(m) for m in plan.keep]
             return
 
-        allocator = NameAllocator(prefix, [m["name"] for m in members])
-        targets = {}
-        self.fleet.parallel(lambda m: self.fleet.delete(m["id"]), surplus)
-        self.result["deleted_ids"] = [m["id"] for m in surplus]
-        targets.update((m["id"], "deleted") for m in surplus)
-
-        created = self._create_many(shortfall, spec, allocator)
+        allocator = NameAllocator(prefix, [m["name"] for m in members] + plan.create)
+        self._each(lambda m: self.fleet.delete(m["id"]), plan.surplus, "deleted_ids")
+        targets = {m["id"]: "deleted" for m in plan.surplus}
+        created = self._create(plan.create, spec, allocator)
         targets.update((m["id"], "running") for m in created)
-        self.fleet.parallel(lambda m: self.fleet.action(m["id"], "start"), to_start)
-        targets.update((m["id"], "running") for m in to_start)
-        self.fleet.parallel(lambda m: self.fleet.action(m["id"], "reboot"), to_reboot)
-        self.fleet.parallel(lambda item: self.client.post(
-            self.client.account_path("machines", item[0]["id"], "tags"), item[1]), retag)
-        self.fleet.parallel(lambda m: self.fleet.action(
-            m["id"], "enable_firewall" if params["firewall_enabled"] else "disable_firewall"), refirewall)
+        self._each(lambda m: self.fleet.action(m["id"], "start"), plan.start)
+        targets.update((m["id"], "running") for m in plan.start)
+        reboots = self.fleet.reboot_marks([m["id"] for m in plan.reboot])
+        self._each(lambda m: self.fleet.action(m["id"], "reboot"), plan.reboot)
+        self._each(lambda item: self.fleet.add_tags(item[0]["id"], item[1]), plan.retag)
+        firewall_action = "enable_firewall" if params["firewall_enabled"] else "disable_firewall"
+        self._each(lambda m: self.fleet.action(m["id"], firewall_action), plan.refirewall)
 
         if params["wait"] or state == "stopped":
             self._settle(targets, spec, allocator)
         if state == "stopped":
             running = [m for m in self.fleet.members() if m["state"] != "stopped"]
-            self.fleet.parallel(lambda m: self.fleet.action(m["id"], "stop"), running)
+            self._each(lambda m: self.fleet.action(m["id"], "stop"), running)
             if params["wait"]:
                 self.fleet.wait({m["id"]: "stopped" for m in running})
-        elif to_reboot and params["wait"]:
-            self._wait_rebooted([m["id"] for m in to_reboot])
+        elif reboots and params["wait"]:
+            self.fleet.wait_rebooted(reboots)
 
         if state == "absent":
             final = []
@@ -410,15 +465,22 @@ class JoyentMachine(TritonModule):
             self.fail("%d machine(s) ended in state failed: %s (set replace_failed to replace them)"
                       % (len(self.result["failed_ids"]), ", ".join(self.result["failed_ids"])))
 
-    def _create_many(self, how_many, spec, allocator):
-        if not how_many:
-            return []
-        names = [allocator.next() for dummy in range(how_many)]
+    def _create(self, names, spec, allocator):
+        """Create a machine under each name (or the next free one); what was made is in created_ids."""
         identity = self.params["count_tags"]
-        machines = self.fleet.parallel(
-            lambda name: self.fleet.create(self._body(name, spec, identity), allocator), names)
-        adopted = set(m["id"] for m in self.fleet.adopted)
-        self.result["created_ids"].extend(m["id"] for m in machines if m["id"] not in adopted)
+        adopted_before = len(self.fleet.adopted)
+        machines = []
+
+        def create(name):
+            machine = self.fleet.create(self._body(name, spec, identity), allocator)
+            machines.append(machine)
+            return machine
+
+        try:
+            self._each(create, names)
+        finally:
+            adopted = {m["id"] for m in self.fleet.adopted[adopted_before:]}
+            self.result["created_ids"].extend(m["id"] for m in machines if m["id"] not in adopted)
         return machines
 
     def _settle(self, targets, spec, allocator):
@@ -429,147 +491,102 @@ class JoyentMachine(TritonModule):
             if not failed or not self.params["replace_failed"]:
                 self.result["failed_ids"].extend(failed)
                 return
-            self.fleet.parallel(self.fleet.delete, failed)
-            self.result["deleted_ids"].extend(failed)
-            replacements = self._create_many(len(failed), spec, allocator)
-            targets = dict((m["id"], "running") for m in replacements)
+            self._each(self.fleet.delete, failed, "deleted_ids")
+            replacements = self._create([allocator.next() for dummy in failed], spec, allocator)
+            targets = {m["id"]: "running" for m in replacements}
             targets.update((mid, "deleted") for mid in failed)
 
-    def _wait_rebooted(self, ids):
-        """A reboot shows in MachineAudit; wait for that record, then for running again."""
-        since = time.time() - 1
-        for machine_id in ids:
-            while True:
-                audit = self.client.get(self.client.account_path("machines", machine_id, "audit")) or []
-                if any(entry.get("action") == "reboot" and _iso_epoch(entry.get("time")) >= since
-                       for entry in audit):
-                    break
-                if self.deadline.expired():
-                    raise FleetTimeout("timed out waiting for machine %s to reboot" % machine_id, {})
-                time.sleep(self.params["poll_interval"])
-        self.fleet.wait(dict((mid, "running") for mid in ids))
-
-    def _fleet_diff(self, before, keep, surplus, shortfall, prefix):
-        after = {m["name"]: STATE_TARGET.get(self.params["state"], m["state"]) for m in keep}
-        taken = set(before)
-        number = 1
-        for dummy in range(shortfall):
-            while prefix + str(number) in taken:
-                number += 1
-            taken.add(prefix + str(number))
-            after[prefix + str(number)] = STATE_TARGET.get(self.params["state"], "running")
+    def _fleet_diff(self, members, plan):
+        target = STATE_TARGET.get(self.params["state"])
+        before = {m["name"]: m["state"] for m in members}
+        after = {m["name"]: target or m["state"] for m in plan.keep}
+        after.update((name, target or "running") for name in plan.create)
         return {"before": {"count": len(before), "machines": before},
                 "after": {"count": len(after), "machines": after}}
 
     # -- one machine ----------------------------------------------------------------------------------
 
     def _find_single(self):
-        if self.params["id"]:
-            try:
-                return self.client.get(self.client.account_path("machines", self.params["id"]))
-            except CloudAPIError as exc:
-                if exc.status in (404, 410):
-                    return None
-                raise
-        return find_by_name(self.client, self.params["name"])
+        return get_machine(self.client, self.params["id"] or self.params["name"], missing_ok=True)
 
     def run_single(self):
         params = self.params
         state = params["state"]
-        fleet = Fleet(self.client, {}, self.deadline, parallelism=1, poll_interval=params["poll_interval"])
+        self._fleet = Fleet(self.client, {}, self.deadline, parallelism=1, poll_interval=params["poll_interval"])
         machine = self._find_single()
         before = {"name": machine["name"], "state": machine["state"], "tags": machine.get("tags") or {}} \
             if machine else {}
 
         if state == "absent":
-            if machine:
-                self.mark_changed()
-                if not self.module.check_mode:
-                    fleet.delete(machine["id"])
-                    self.result["deleted_ids"] = [machine["id"]]
-                    if params["wait"]:
-                        self._wait_single(machine["id"], "deleted")
             self._single_diff(before, {})
+            if machine and self.module.check_mode:
+                self.result["changed"] = True
+            elif machine:
+                self.fleet.delete(machine["id"])
+                self.mark_changed()
+                self.result["deleted_ids"] = [machine["id"]]
+                if params["wait"]:
+                    self.fleet.wait({machine["id"]: "deleted"})
             return
 
         if machine is None:
             if params["id"]:
                 self.fail("machine %s not found (a machine can only be created by name)" % params["id"])
             spec = self._create_spec("machine %s" % params["name"])
-            self.mark_changed()
-            planned = {"name": params["name"], "state": STATE_TARGET[state], "tags": params["tags"] or {}}
-            self._single_diff(before, planned)
+            self._single_diff(before, {"name": params["name"], "state": STATE_TARGET[state],
+                                       "tags": params["tags"] or {}})
             if self.module.check_mode:
+                self.result["changed"] = True
                 return
-            machine = fleet.create(self._body(params["name"], spec))
+            machine = self.fleet.create(self._body(params["name"], spec))
+            self.mark_changed()
             self.result["created_ids"] = [machine["id"]]
             if params["wait"] or state == "stopped":
-                machine = self._wait_single(machine["id"], "running")
+                machine = self.fleet.wait({machine["id"]: "running"})[machine["id"]]
                 if machine and machine["state"] == "failed":
                     self.result["failed_ids"] = [machine["id"]]
                     self.result["machine"] = summarize(machine)
                     self.fail("machine %s (%s) ended in state failed" % (machine["name"], machine["id"]))
 
-        machine = self._converge_single(fleet, machine, before)
+        machine = self._converge_single(machine, before)
         if machine:
             self.result["machine"] = summarize(machine)
             self.result["machines"] = [self.result["machine"]]
 
-    def _converge_single(self, fleet, machine, before):
+    def _converge_single(self, machine, before):
         params = self.params
         state = params["state"]
-        actions = []
-        if state == "running" and machine["state"] in ("stopped", "stopping"):
-            actions.append(("start", "running"))
-        if state == "stopped" and machine["state"] != "stopped":
-            actions.append(("stop", "stopped"))
-        if state == "restarted":
-            actions.append(("reboot", None))
-        if params["firewall_enabled"] is not None and bool(machine.get("firewall_enabled")) != params["firewall_enabled"]:
-            actions.append(("enable_firewall" if params["firewall_enabled"] else "disable_firewall", None))
-        missing = _missing_tags(machine, params["tags"])
-        if actions or missing:
-            self.mark_changed()
+        plan = plan_fleet([machine], 1, state, "", params["tags"], params["firewall_enabled"])
+        actions = [("start", "running") for m in plan.start] + [("stop", "stopped") for m in plan.stop]
+        actions += [("enable_firewall" if params["firewall_enabled"] else "disable_firewall", None)
+                    for m in plan.refirewall]
+        missing = plan.retag[0][1] if plan.retag else {}
         after = dict(before or {"name": machine["name"]}, state=STATE_TARGET.get(state, machine["state"]))
-        after["tags"] = dict(machine.get("tags") or {}, **missing)
+        after["tags"] = plan_tags(machine.get("tags"), params["tags"]).after
         if not self.result.get("diff"):
             self._single_diff(before, after)
         if self.module.check_mode:
+            self.result["changed"] = self.result["changed"] or plan.changed
             return machine
         if missing:
-            self.client.post(self.client.account_path("machines", machine["id"], "tags"), missing)
+            self.fleet.add_tags(machine["id"], missing)
+            self.mark_changed()
         for action, target in actions:
-            fleet.action(machine["id"], action)
+            self.fleet.action(machine["id"], action)
+            self.mark_changed()
             if params["wait"] and target:
-                machine = self._wait_single(machine["id"], target)
-        if state == "restarted" and params["wait"]:
-            self._wait_rebooted([machine["id"]])
-        return self._find_single() if (actions or missing or self.result["created_ids"]) else machine
-
-    def _wait_single(self, machine_id, target):
-        fleet = Fleet(self.client, {}, self.deadline, poll_interval=self.params["poll_interval"])
-        pending = {machine_id: target}
-        while True:
-            machine = fleet._get(machine_id)
-            state = machine["state"] if machine else "deleted"
-            if state == pending[machine_id] or state in ("failed", "deleted"):
-                return machine
-            if self.deadline.expired():
-                raise FleetTimeout("timed out after %ss waiting for machine %s to be %s; last state: %s"
-                                   % (self.params["wait_timeout"], machine_id, target, state),
-                                   {machine_id: machine})
-            time.sleep(min(self.params["poll_interval"], self.deadline.remaining()))
+                machine = self.fleet.wait({machine["id"]: target})[machine["id"]] or machine
+        if plan.reboot:
+            reboots = self.fleet.reboot_marks([machine["id"]])
+            self.fleet.action(machine["id"], "reboot")
+            self.mark_changed()
+            if params["wait"]:
+                self.fleet.wait_rebooted(reboots)
+        return self._find_single() if self.result["changed"] else machine
 
     def _single_diff(self, before, after):
         if self.module._diff:
             self.result["diff"] = {"before": before, "after": after}
-
-
-def _iso_epoch(value):
-    try:
-        return datetime.strptime(value[:19] + "+0000", "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except (TypeError, ValueError):
-        return 0
 
 
 def main():

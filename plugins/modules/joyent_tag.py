@@ -32,14 +32,18 @@ options:
     type: str
   filters:
     description:
-      - Manage the tags of every machine that carries all of these tags with these values (CloudAPI
-        C(tag.NAME=VALUE) filters, type-tolerant as in CloudAPI; one ListMachines call per 1000 machines).
+      - Manage the tags of every machine that carries all of these tags with these values, of the same
+        JSON type (the string V("true") does not select a machine tagged with the boolean V(true); V(8)
+        and V(8.0) are the same number). CloudAPI filters first with C(tag.NAME=VALUE), one ListMachines
+        call per 1000 machines.
       - At least one tag is required. No matching machine is not an error.
     type: dict
   tags:
     description:
       - Tags, as a dictionary of names to values. Values must be strings, numbers or booleans.
-      - With O(state=present), these tags are set (others are left alone unless O(purge=true)).
+      - With O(state=present), these tags are set (others are left alone unless O(purge=true)). A tag
+        whose value differs in JSON type is changed (V("8") becomes V(8)); V(8) and V(8.0) are equal.
+        M(locustfleet.triton.joyent_machine) compares tags the same way.
       - With O(state=absent), the tags with these names are removed whatever their current value; the
         values given here are ignored and may be null (V(~)).
       - Tags named C(account), C(machine), C(uuid), C(owner_uuid), C(context) or C(image) cannot be set,
@@ -67,9 +71,15 @@ options:
     default: false
   wait_timeout:
     description:
-      - Seconds the whole task may take when O(wait=true), counted from its start.
+      - Seconds the whole task may take, counted from its start (at least 1); it also bounds CloudAPI
+        retries.
     type: int
     default: 120
+  poll_interval:
+    description:
+      - Seconds between two looks at ListMachineTags while waiting.
+    type: float
+    default: 1.0
   parallelism:
     description:
       - How many machines are changed at the same time.
@@ -214,22 +224,15 @@ errors:
       type: dict
 """
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
     AnsibleModule, TritonModule, cloudapi_argument_spec)
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
-from ansible_collections.locustfleet.triton.plugins.module_utils._machines import list_machines, summarize
+from ansible_collections.locustfleet.triton.plugins.module_utils._machines import (
+    get_machine, is_uuid, list_machines, summarize)
+from ansible_collections.locustfleet.triton.plugins.module_utils._parallel import MAX_LISTED_ERRORS, BatchError, run_parallel
 from ansible_collections.locustfleet.triton.plugins.module_utils._tags import (
-    find_machine, is_uuid, plan_tags, plan_visible, reserved_name_problem, tag_value_problem)
-
-POLL_INTERVAL = 1.0
-MAX_LISTED_ERRORS = 5
-
-
-class TagWaitTimeout(Exception):
-    pass
+    plan_tags, plan_visible, reserved_name_problem, tag_value_problem)
+from ansible_collections.locustfleet.triton.plugins.module_utils._waiters import WaitTimeout, wait_until
 
 
 class JoyentTag(TritonModule):
@@ -246,6 +249,7 @@ class JoyentTag(TritonModule):
             purge=dict(type="bool", default=False),
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=120),
+            poll_interval=dict(type="float", default=1.0),
             parallelism=dict(type="int", default=10),
         )
         return AnsibleModule(
@@ -257,7 +261,6 @@ class JoyentTag(TritonModule):
 
     def run(self):
         params = self.module.params
-        self.deadline = time.monotonic() + params["wait_timeout"]
         self.result.update(machines=[], changed_ids=[])
         self.check_params()
         machines = self.targets()
@@ -297,32 +300,26 @@ class JoyentTag(TritonModule):
                 self.fail(problem)
         if params["id"] is not None and not is_uuid(params["id"]):
             self.fail("id '%s' is not a machine UUID (use name to find a machine by name)" % params["id"])
-        if params["parallelism"] < 1:
-            self.fail("parallelism must be at least 1")
 
     def targets(self):
         params = self.module.params
         if params["filters"] is not None:
             return list_machines(self.client, tags=params["filters"])
-        return [find_machine(self.client, params["id"] or params["name"])]
+        return [get_machine(self.client, params["id"] or params["name"])]
 
     # -- writing ----------------------------------------------------------------------------------------
 
     def apply_all(self, todo):
         """Apply every plan, ``parallelism`` machines at a time: ({id: tags after}, [error entries])."""
-        after, errors = {}, []
-        workers = min(self.module.params["parallelism"], len(todo))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(machine, pool.submit(self.apply, machine, plan)) for machine, plan in todo]
-            for machine, future in futures:
-                try:
-                    after[machine["id"]] = future.result()
-                except CloudAPIError as exc:
-                    errors.append({"id": machine["id"], "name": machine.get("name"), "msg": _one_line(exc),
-                                   "error": exc.to_dict()})
-                except TagWaitTimeout as exc:
-                    errors.append({"id": machine["id"], "name": machine.get("name"), "msg": str(exc)})
-        return after, errors
+        try:
+            results = run_parallel(lambda item: self.apply(*item), todo, self.module.params["parallelism"])
+            return {machine["id"]: tags for (machine, plan), tags in zip(todo, results)}, []
+        except BatchError as exc:
+            after = {machine["id"]: tags for (machine, plan), tags in exc.done}
+            errors = [dict({"id": machine["id"], "name": machine.get("name"), "msg": _one_line(error)},
+                           **({"error": error.to_dict()} if isinstance(error, CloudAPIError) else {}))
+                      for (machine, plan), error in exc.failures]
+            return after, errors
 
     def apply(self, machine, plan):
         """Write one machine's tags (and wait when asked); returns its tags after the change."""
@@ -331,11 +328,9 @@ class JoyentTag(TritonModule):
         tags = plan.after
         if plan.op == "add":
             # Merging the same values again is harmless, so a lost answer may be retried.
-            reply = client.post(path, plan.body, idempotent=True)
-            tags = reply if isinstance(reply, dict) else plan.after
+            tags = client.post(path, plan.body, idempotent=True, expect=dict)
         elif plan.op == "replace":
-            reply = client.put(path, plan.body)
-            tags = reply if isinstance(reply, dict) else plan.after
+            tags = client.put(path, plan.body, expect=dict)
         elif plan.op == "delete_all":
             client.delete(path)
         else:
@@ -346,20 +341,21 @@ class JoyentTag(TritonModule):
                     if exc.status != 404:  # already gone: that is what was asked
                         raise
         if self.module.params["wait"]:
-            tags = self.wait_visible(machine, plan, path)
+            tags = self.wait_visible(plan, path)
         return tags
 
-    def wait_visible(self, machine, plan, path):
+    def wait_visible(self, plan, path):
         params = self.module.params
-        while True:
-            observed = self.client.get(path) or {}
-            if plan_visible(plan, observed, params["tags"], params["state"], params["purge"]):
-                return observed
-            if time.monotonic() + POLL_INTERVAL > self.deadline:
-                raise TagWaitTimeout("tag change not visible in ListMachineTags after wait_timeout=%d s; "
-                                     "last seen tags %s" % (params["wait_timeout"], _compact(observed)))
-            time.sleep(POLL_INTERVAL)
+        observed = {}
 
+        def probe():
+            observed.clear()
+            observed.update(self.client.get(path, expect=dict))
+            return observed if plan_visible(plan, observed, params["tags"], params["state"], params["purge"]) else None
+
+        return wait_until(probe, self.deadline, params["poll_interval"], lambda: WaitTimeout(
+            "tag change not visible in ListMachineTags after wait_timeout=%d s; last seen tags %s"
+            % (params["wait_timeout"], _compact(observed))))
     # -- results ----------------------------------------------------------------------------------------
 
     @staticmethod
@@ -398,7 +394,7 @@ class JoyentTag(TritonModule):
 
 def _one_line(exc):
     """The error with the reasons CloudAPI gave for a ValidationFailed (which its message leaves out)."""
-    details = [e.get("message") for e in exc.errors or [] if isinstance(e, dict) and e.get("message")]
+    details = [e.get("message") for e in getattr(exc, "errors", None) or [] if isinstance(e, dict) and e.get("message")]
     if not details:
         return str(exc)
     return "%s (%s)" % (exc, "; ".join(" ".join(str(d).split()) for d in details))

@@ -111,7 +111,7 @@ def fleet(sim):
 
 
 def images(sim, name):
-    return sim_client(sim).get("/%s/images" % sim.account, {"name": name, "state": "all"})
+    return sim_client(sim).get("/%s/images" % sim.account, {"name": name, "state": "all"}, expect=list)
 
 
 def workers_of(sim):

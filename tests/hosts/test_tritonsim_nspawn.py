@@ -36,7 +36,7 @@ def machine_path(sim, machine_id, *rest):
 def wait_state(client, sim, machine_id, state, timeout=180):
     def reached():
         try:
-            machine = client.get(machine_path(sim, machine_id))
+            machine = client.get(machine_path(sim, machine_id), expect=dict)
         except CloudAPIError as exc:
             return state == "deleted" and exc.status == 410
         return machine if machine["state"] == state else None
@@ -44,7 +44,7 @@ def wait_state(client, sim, machine_id, state, timeout=180):
 
 
 def create(client, sim, name, image=IMAGE, **extra):
-    images = client.get("/%s/images" % sim.account, {"name": image}) if "-" in image and len(image) < 36 else None
+    images = client.get("/%s/images" % sim.account, {"name": image}, expect=list) if "-" in image and len(image) < 36 else None
     image_id = images[-1]["id"] if images else image
     body = {"name": name, "image": image_id, "package": PACKAGE}
     body.update(extra)
@@ -94,7 +94,7 @@ def test_stop_start_reboot_and_poweroff_inside(cloud):
     assert ssh.out(ip, "cat /root/data") == "kept"
     boot_id = ssh.out(ip, "cat /proc/sys/kernel/random/boot_id; systemctl show -p ActiveEnterTimestamp sshd")
     client.post(machine_path(sim, machine_id), {"action": "reboot"}, idempotent=True)
-    wait_until(lambda: any(e["action"] == "reboot" for e in client.get(machine_path(sim, machine_id, "audit"))),
+    wait_until(lambda: any(e["action"] == "reboot" for e in client.get(machine_path(sim, machine_id, "audit"), expect=list)),
                timeout=120, what="reboot audit record")
     wait_state(client, sim, machine_id, "running")
     wait_until(lambda: ssh.run(ip, "true", check=False, timeout=15).returncode == 0, timeout=60, what="ssh back")
@@ -111,7 +111,7 @@ def test_image_from_machine_boots_with_its_files(cloud):
     ssh.run(template["primaryIp"], "echo from-template > /etc/locustfleet-marker")
     image = client.post("/%s/images" % sim.account, {"machine": template["id"], "name": "fleet-template",
                                                      "version": "1.0.0"})
-    wait_until(lambda: client.get("/%s/images/%s" % (sim.account, image["id"]))["state"] == "active",
+    wait_until(lambda: client.get("/%s/images/%s" % (sim.account, image["id"]), expect=dict)["state"] == "active",
                timeout=300, interval=1, what="image active")
     clone = create(client, sim, "clone-1", image=image["id"])
     assert ssh.out(clone["primaryIp"], "cat /etc/locustfleet-marker") == "from-template"

@@ -10,12 +10,11 @@ with the user's own file, teardown, and the scheduled teardown job run exactly a
 import os
 import shlex
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
-from support.control import REPO, live_machines, sim_client
+from support.control import REPO, live_machines, stop_machines
 from support.installed import (ansible, build_tarball, cron_available, cron_command, cron_line, install_tarball,
                                run_as_cron, user_env)
 
@@ -38,14 +37,7 @@ def seed_cluster(sim):
     sim.seed_machines(3, tags={"locustfleet.cluster": CLUSTER, "locustfleet.role": "worker",
                                "locustfleet.ttl_hours": 8}, name_prefix="demo-w-")
     sim.seed_machines(1, tags={"locustfleet.cluster": "other", "locustfleet.ttl_hours": 8}, name_prefix="other-")
-    client = sim_client(sim)
-    for machine in live_machines(sim):
-        if machine["name"] in ("demo-w-1", "other-4"):
-            client.post("/%s/machines/%s" % (sim.account, machine["id"]), {"action": "stop"}, idempotent=True)
-    deadline = time.monotonic() + 30
-    while sorted(m["name"] for m in live_machines(sim) if m["state"] == "stopped") != ["demo-w-1", "other-4"]:
-        assert time.monotonic() < deadline, "machines did not stop"
-        time.sleep(0.2)
+    stop_machines(sim, ["demo-w-1", "other-4"])
 
 
 def names(sim):

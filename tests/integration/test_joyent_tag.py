@@ -32,12 +32,13 @@ def test_present_merges_only_what_differs_keeps_types_and_reruns_without_writes(
     """ % machine["name"])
     result = run.result("tag")
     assert result["changed"] is True and result["changed_ids"] == [machine["id"]]
-    # role and slots were equal already (slots "8" vs 8): only the others were sent, one call.
+    # role was equal already; slots "8" is a string, not the number 8 (one tag comparison: type and value),
+    # so it is written with the others, in one call.
     assert writes(tritonsim) == {"AddMachineTags": {"200": 1}}
-    expected = {"role": "web", "slots": "8", "spot": True, "weight": 2, "ratio": 0.5, "env": "prod", "note": "007"}
+    expected = {"role": "web", "slots": 8, "spot": True, "weight": 2, "ratio": 0.5, "env": "prod", "note": "007"}
     tags = stored_tags(tritonsim, machine["id"])
     assert tags == expected
-    assert [type(tags[k]) for k in ("slots", "spot", "weight", "ratio", "note")] == [str, bool, int, float, str]
+    assert [type(tags[k]) for k in ("slots", "spot", "weight", "ratio", "note")] == [int, bool, int, float, str]
     assert result["machines"][0]["tags"] == expected and result["machines"][0]["id"] == machine["id"]
 
     tritonsim.reset_stats()
@@ -46,15 +47,15 @@ def test_present_merges_only_what_differs_keeps_types_and_reruns_without_writes(
           locustfleet.triton.joyent_tag:
             id: %s
             tags: {role: web, slots: 8, spot: true, weight: 2, ratio: 0.5, env: prod, note: "007"}
-        - name: templated strings are the same values
+        - name: the same numbers written otherwise are the same values
           locustfleet.triton.joyent_tag:
             id: %s
-            tags: {slots: "{{ '8' }}", spot: "true", weight: "2.0", ratio: "0.50"}
+            tags: {slots: 8.0, weight: 2.00, ratio: 0.50}
           diff: true
     """ % (machine["id"], machine["id"]))
     assert again.recap["changed"] == 0
     assert [r["changed_ids"] for r in again.results] == [[], []]
-    templated = again.result("templated strings are the same values")
+    templated = again.result("the same numbers written otherwise are the same values")
     assert templated["diff"] == {"before": {"tags": expected}, "after": {"tags": expected}}
     assert writes(tritonsim) == {}
     assert tritonsim.route_stats("GetMachine") == {"200": 2}

@@ -4,11 +4,10 @@ import fcntl
 import os
 import shlex
 import subprocess
-import time
 
 import pytest
 
-from support.control import REPO, control_env, live_machines as machines, sim_client
+from support.control import REPO, control_env, live_machines as machines, stop_machines
 from support.installed import cron_line
 
 TEARDOWN = REPO / "playbooks" / "teardown.yml"
@@ -22,13 +21,7 @@ def fleet(sim):
     sim.seed_machines(1, tags={"locustfleet.cluster": "demo", "locustfleet.ttl_hours": 0}, name_prefix="demo-old-")
     sim.seed_machines(1, tags={"locustfleet.cluster": "other", "locustfleet.ttl_hours": 0}, name_prefix="other-")
     sim.seed_machines(1, tags={"owner": "someone"}, name_prefix="untagged-")
-    client = sim_client(sim)
-    stopped = next(m for m in machines(sim) if m["name"] == "demo-w-1")
-    client.post("/%s/machines/%s" % (sim.account, stopped["id"]), {"action": "stop"}, idempotent=True)
-    deadline = time.monotonic() + 30
-    while client.get("/%s/machines/%s" % (sim.account, stopped["id"]))["state"] != "stopped":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    stop_machines(sim, ["demo-w-1"])
 
 
 def names(sim):

@@ -105,7 +105,7 @@ class Fleet:
         return "/".join(parts + list(rest))
 
     def create(self, name, metadata=None):
-        image = self.client.get("/%s/images" % self.sim.account, {"name": IMAGE})[-1]["id"]
+        image = self.client.get("/%s/images" % self.sim.account, {"name": IMAGE}, expect=list)[-1]["id"]
         body = {"name": name, "image": image, "package": PACKAGE}
         body.update({"metadata.%s" % k: v for k, v in (metadata or {}).items()})
         machine_id = self.client.post(self.path(), body)["id"]
@@ -114,7 +114,7 @@ class Fleet:
 
     def state(self, name):
         try:
-            return self.client.get(self.path(name))["state"]
+            return self.client.get(self.path(name), expect=dict)["state"]
         except CloudAPIError as exc:
             if exc.status == 410:
                 return "deleted"
@@ -124,13 +124,13 @@ class Fleet:
         wait_until(lambda: self.state(name) == state, timeout=timeout, interval=0.5,
                    what="machine %s %s" % (name, state))
         if state == "running":
-            self.machines[name] = self.client.get(self.path(name))
+            self.machines[name] = self.client.get(self.path(name), expect=dict)
 
     def action(self, name, action):
         self.client.post(self.path(name), {"action": action}, idempotent=True)
 
     def audit(self, name):
-        return self.client.get(self.path(name, "audit"))
+        return self.client.get(self.path(name, "audit"), expect=list)
 
     def ip(self, name):
         return self.machines[name]["primaryIp"]

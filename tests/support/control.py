@@ -43,3 +43,16 @@ def sim_client(sim):
 def live_machines(sim, **tags):
     """Live machines straight from the sim's CloudAPI (paged), optionally filtered by tags."""
     return sim_client(sim).list_all("/%s/machines" % sim.account, {"tag." + k: v for k, v in tags.items()})
+
+
+def stop_machines(sim, names, timeout=30):
+    """Stop the live machines with these names, as an idle watcher would, and wait until they are stopped
+    (with the collection's own Fleet: one waiter)."""
+    from ansible_collections.locustfleet.triton.plugins.module_utils._fleet import Fleet
+    from ansible_collections.locustfleet.triton.plugins.module_utils._waiters import Deadline
+
+    fleet = Fleet(sim_client(sim), {}, Deadline(timeout), poll_interval=0.2)
+    ids = [m["id"] for m in live_machines(sim) if m["name"] in names]
+    assert len(ids) == len(names), "no live machine for some of %s" % (names,)
+    fleet.parallel(lambda machine_id: fleet.action(machine_id, "stop"), ids)
+    fleet.wait({machine_id: "stopped" for machine_id in ids})

@@ -8,6 +8,7 @@ from ansible_collections.locustfleet.triton.plugins.module_utils._client import 
 from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig
 from ansible_collections.locustfleet.triton.plugins.module_utils._images import (
     ImageNotFound, account_id, create_image, own_images, resolve_image, wait_for_image)
+from ansible_collections.locustfleet.triton.plugins.module_utils._waiters import Deadline
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -29,7 +30,7 @@ def client(sim):
 
 
 def images_named(client, name):
-    return client.get(client.account_path("images"), {"name": name, "state": "all"})
+    return client.get(client.account_path("images"), {"name": name, "state": "all"}, expect=list)
 
 
 def test_name_is_the_newest_active_image(client):
@@ -93,7 +94,7 @@ def test_a_lost_create_answer_is_found_by_listing_not_sent_again(sim, client):
     assert [i["id"] for i in images_named(client, "lost")] == [image["id"]]
     assert sim.route_stats("CreateImageFromMachine") == {"201": 1}
 
-    deadline = time.monotonic() + 20
+    deadline = Deadline(20)
     image = wait_for_image(client, image, deadline, interval=0.1)
     assert image["state"] == "active"
     assert [i["id"] for i in own_images(client, "lost", "1", owner)] == [image["id"]]

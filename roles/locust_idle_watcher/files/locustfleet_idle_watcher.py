@@ -92,7 +92,7 @@ def classify(line):
     return None
 
 
-class ScanResult(object):
+class ScanResult:
     """What one scan found: the newest activity and "no master" times, and counters."""
 
     def __init__(self):
@@ -248,7 +248,7 @@ def _finish_copy(path, prev, result, now):
 # ---------------------------------------------------------------------------------------------
 # the decision
 
-class Decision(object):
+class Decision:
     def __init__(self, idle, reason, age, uptime):
         self.idle = idle
         self.reason = reason
