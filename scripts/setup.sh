@@ -14,7 +14,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(python3 python3-venv python3-pip openssh-client ca-certificates git)
 if $with_tests; then
-    apt_packages+=(shellcheck cron)
+    # faketime: a control node whose clock is ahead of CloudAPI's (tests/integration/test_one_way.py)
+    apt_packages+=(shellcheck cron faketime)
     # A node/npm that came from elsewhere (nvm, a base image) is fine as it is.
     command -v node >/dev/null && command -v npm >/dev/null || apt_packages+=(nodejs npm)
 fi

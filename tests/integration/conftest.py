@@ -50,8 +50,9 @@ def _recap(output):
 def playbook(tmp_path):
     counter = [0]
 
-    def run(sim, tasks, extra_vars=None, check=False, diff=False, expect_rc=0, play_vars=None, env=None):
-        """``tasks``: YAML task list for one play on localhost, or a Path of a playbook to run as it is."""
+    def run(sim, tasks, extra_vars=None, check=False, diff=False, expect_rc=0, play_vars=None, env=None, wrapper=()):
+        """``tasks``: YAML task list for one play on localhost, or a Path of a playbook to run as it is.
+        ``wrapper``: a command line to run ansible-playbook under (e.g. faketime)."""
         counter[0] += 1
         home = tmp_path / "home"
         if isinstance(tasks, Path):
@@ -67,7 +68,7 @@ def playbook(tmp_path):
         run_env = control_env(sim, home)
         run_env["RECORD_RESULTS_FILE"] = str(record)
         run_env.update(env or {})
-        args = [venv_bin("ansible-playbook"), str(book)]
+        args = [*wrapper, venv_bin("ansible-playbook"), str(book)]
         if extra_vars:
             args += ["-e", json.dumps(extra_vars)]
         if check:
