@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from sim.signer import client_for
+from support import scripted
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "roles" / "locust_idle_watcher" / "files" / "locustfleet_idle_watcher.py"
@@ -464,6 +465,30 @@ def test_cloudapi_actions_with_the_collection_client(tritonsim_factory, tmp_path
     else:
         assert api.wait_state(first, ["stopped"])["state"] == "stopped"
     assert api.get("/my/machines/%s" % other_id).json()["state"] == "running"
+
+
+@pytest.mark.parametrize("answer, said", [
+    ((302, None, {"Location": "https://portal.example/", "Request-Id": "r-w"}), "302 Found, a redirect to"),
+    (scripted.raw(200, b"<html>wifi login</html>", "text/html", {"Request-Id": "r-w"}), "200 OK with a text/html page"),
+    ((429, {"code": "TooManyRequests", "message": "slow"}, {"Retry-After": "soon-ish", "Request-Id": "r-w"}),
+     "said 429 TooManyRequests"),
+])
+def test_an_odd_answer_is_a_failed_stop_not_an_accepted_one(tmp_path, answer, said):
+    """A redirect or an HTML page used to be logged as "StopMachine accepted", and an unreadable
+    Retry-After as an uncaught ValueError."""
+    cloud = scripted.start(tmp_path / "keys")
+    try:
+        cloud.server.default = answer
+        config = dict(W.DEFAULTS, lib_dir=str(deploy_client(tmp_path)), mdata_get=fake_mdata_get(tmp_path, "m-1"),
+                      state_dir=str(tmp_path / "state"), log_glob=str(tmp_path / "none-*.log"), idle_timeout=60,
+                      idle_grace=0, cloudapi={"url": cloud.url, "account": cloud.account, "key_id": cloud.fingerprint,
+                                              "private_key_path": cloud.key_path})
+        decision, line, status = W.run_once(config, now=T0, boot=T0 - 3600)
+    finally:
+        scripted.stop(cloud)
+    assert decision.idle and status == 1
+    assert "accepted" not in line and 'result="failed: POST /jdoe/machines/m-1: CloudAPI ' in line
+    assert said in line and "[request id r-w]" in line and "\n" not in line
 
 
 def test_cloudapi_problems_are_reported(tmp_path):
