@@ -164,7 +164,7 @@ machines:
       type: str
       sample: running
     primaryIp:
-      description: Primary IP address.
+      description: Primary IP address, once provisioned.
       type: str
       sample: 10.88.88.26
     ips:
@@ -174,7 +174,7 @@ machines:
     tags:
       description: Tags, with their JSON types.
       type: dict
-      sample: {"locustfleet.role": "worker", "slots": 8, "spot": true}
+      sample: {"locustfleet.role": "worker"}
     image:
       description: Image UUID.
       type: str
