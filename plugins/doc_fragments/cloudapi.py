@@ -17,6 +17,12 @@ options:
         then the node-triton profile named by E(TRITON_PROFILE) or by C(profile) in
         C(~/.triton/config.json) (file C(~/.triton/profiles.d/NAME.json)).
       - Environment fallbacks are E(TRITON_URL) and E(SDC_URL); the profile field is C(url).
+      - A plain C(http://) URL gets a warning, since anyone on the way can read the requests and replay
+        their signatures for minutes; except on loopback (C(localhost), C(127.0.0.0/8), C(::1)), where
+        a local simulator such as tritonsim runs.
+      - Only a 2xx answer with JSON of the expected shape counts as CloudAPI's. A redirect, an HTML page
+        (a wrong URL, a captive portal, a proxy) or JSON of another shape fails the task with one line
+        naming the status and request id.
     type: str
   account:
     description:
@@ -48,19 +54,21 @@ options:
     type: str
   validate_certs:
     description:
-      - Verify CloudAPI's TLS certificate.
+      - Verify CloudAPI's TLS certificate. Turning it off gets a warning, except on loopback.
       - When unset, E(TRITON_TLS_INSECURE), E(SDC_TLS_INSECURE), E(SDC_TESTING) or the profile's
         C(insecure) field decide; verification is on when none of them says otherwise.
     type: bool
   timeout:
     description:
-      - Seconds to wait for CloudAPI to answer one request.
+      - Seconds to wait for CloudAPI to answer one request (at least 1). A module with a C(wait_timeout)
+        never waits past it.
     type: int
     default: 30
   retries:
     description:
       - How many times a request is repeated after HTTP 429, HTTP 503 or a connection failure, with
-        exponential backoff and jitter (honouring C(Retry-After)), within a total of 60 seconds.
+        exponential backoff and jitter (honouring a readable C(Retry-After)), within a total of 60 seconds
+        and never past the task's C(wait_timeout). A body cut off in transit counts as a connection failure.
       - A create whose response was lost is never blindly repeated.
     type: int
     default: 5
@@ -68,7 +76,7 @@ options:
     description:
       - Requests per second this task allows itself, in bursts of up to 30, shared by all its parallel
         work. The default matches CloudAPI's default per-account throttle, so a large fleet is created
-        at full speed without collecting HTTP 429 answers. V(0) turns the limit off.
+        at full speed without collecting HTTP 429 answers. V(0) turns the limit off; it cannot be negative.
     type: float
     default: 10
 requirements:

@@ -18,6 +18,12 @@ description:
   - Waiting polls ListMachines filtered by the fleet's tags (one call per poll for the whole fleet),
     and every request goes through a rate limiter that matches CloudAPI's throttle.
   - O(wait_timeout) is one deadline for the whole task, creates, retries and waits included.
+  - Tags are compared as JSON values, the way M(locustfleet.triton.joyent_tag) compares them - the same
+    type and an equal value (V(8) and V(8.0) are equal, V("8") and V(8) are not, nor V("true") and
+    V(true)).
+  - When some machines of a fleet cannot be created, deleted or changed, the others still are; the
+    task then fails with one line listing every failure, and RV(created_ids) and RV(deleted_ids) list
+    what was done. The task reports C(changed) only for what did change.
 author:
   - locustfleet maintainers (@locustfleet)
 options:
@@ -55,7 +61,7 @@ options:
   tags:
     description:
       - Tags to set on new machines and to merge into existing ones. Values keep their type
-        (string, number or boolean).
+        (string, number or boolean); an existing tag of another type is rewritten.
     type: dict
   metadata:
     description:
@@ -79,6 +85,9 @@ options:
     description:
       - Tags that identify the fleet's machines; every new machine carries them. Required with
         O(count), and with O(state=absent) when neither O(name) nor O(id) is given.
+      - A machine belongs to the fleet only when its tags equal these in value and JSON type.
+        CloudAPI's own tag filter is looser (it matches V("true") to V(true)); a machine it lists whose
+        tag differs in type is not counted, and never deleted by a count-down.
     type: dict
   name_prefix:
     description:
@@ -87,7 +96,7 @@ options:
     type: str
   parallelism:
     description:
-      - How many creates, deletes or actions run at once.
+      - How many creates, deletes or actions run at once (at least 1).
     type: int
     default: 10
   replace_failed:
@@ -103,12 +112,12 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds the whole task may take.
+      - Seconds the whole task may take (at least 1); it also bounds CloudAPI retries.
     type: int
     default: 600
   poll_interval:
     description:
-      - Seconds between two polls while waiting.
+      - Seconds between two polls while waiting (at least 0.01).
     type: float
     default: 1.0
 extends_documentation_fragment:

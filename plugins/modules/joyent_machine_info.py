@@ -18,7 +18,8 @@ author:
 options:
   tags:
     description:
-      - Only machines that carry all of these tags with these values.
+      - Only machines that carry all of these tags with these values, of the same JSON type (V("true")
+        does not select a machine tagged with the boolean V(true); V(8) and V(8.0) are the same number).
     type: dict
   name:
     description:
