@@ -55,7 +55,8 @@ def release_copy(tmp_path):
 def test_release_script_sets_both_and_releases(tmp_path):
     root = release_copy(tmp_path)
     fragments = root / "changelogs" / "fragments"
-    fragments.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(fragments, ignore_errors=True)  # the tree's own unreleased fragments are not this test's
+    fragments.mkdir(parents=True)
     (fragments / "next.yml").write_text("---\nrelease_summary: The next one.\nbugfixes:\n  - joyent_tag - a fix.\n")
     env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
     out = subprocess.run(["bash", "scripts/release.sh", "98.7.6"], cwd=root, env=env,
