@@ -11,9 +11,15 @@ version_added: 0.1.0
 description:
   - Reads machines from Triton CloudAPI with one paged ListMachines call per 1000 machines (tag filters
     are applied by CloudAPI), one ListImages and one ListNetworks call, and no per-machine calls.
-  - Every host gets C(joyent_*) variables (see O(hostvars_prefix)), and is put into the groups
-    C(joyent), C(state_<state>) and C(tag_<name>_<value>) for each of its tags, plus whatever
-    O(groups) and O(keyed_groups) add.
+  - Only machines that carry every tag of O(tags) with the same value and JSON type are kept. CloudAPI's
+    own C(tag.NAME=VALUE) filter is looser (it lists a machine tagged with the boolean V(true) for the
+    string V("true")), so what it lists is checked again here.
+  - Every host gets C(joyent_*) variables (see O(hostvars_prefix)) and the variables of O(host_vars), and
+    is put into the groups C(joyent), C(state_<state>) and C(tag_<name>_<value>) for each of its tags, plus
+    whatever O(tag_groups), O(groups) and O(keyed_groups) add.
+  - O(tag_groups) and O(host_vars) do what the usual O(groups) and O(compose) entries of a fleet's inventory
+    do without evaluating Jinja for every host; at thousands of machines, that per-host Jinja is most of
+    the time such an inventory takes.
   - The configuration file must end in C(joyent.yml) or C(joyent.yaml).
   - Connection settings follow the same order as the modules - the option, then C(TRITON_*), then
     C(SDC_*) environment variables, then the node-triton profile. Options can be templates, so
@@ -33,6 +39,10 @@ options:
   tags:
     description:
       - Only machines with all of these tags and values (sent to CloudAPI as C(tag.NAME=VALUE)).
+      - A value matches a tag of the same JSON type and value only - the string V("true") is not the boolean
+        V(true) and V("8") is not the number V(8), while V(8) and V(8.0) are the same number. Quote a value in
+        YAML to mean the string.
+      - Values must be strings, numbers or booleans.
     type: dict
     default: {}
   states:
@@ -68,6 +78,32 @@ options:
     description: Add the C(tag_<name>_<value>) and C(state_<state>) groups.
     type: bool
     default: true
+  tag_groups:
+    description:
+      - Groups made from tags, without Jinja. Each key is a group name, each value a dict of tag names and
+        values; a host joins the group when it has every one of those tags with the same value and JSON type
+        (the comparison O(tags) uses, so V("true") is not V(true)).
+      - A group is created when its first host joins it, as with O(groups).
+      - Group names must be letters, digits and underscores, not start with a digit, and not be V(all) or
+        V(ungrouped). Each value must be a non-empty dict whose values are strings, numbers or booleans.
+      - Names and values may be templates; they are templated once, when the file is read.
+      - Costs no Jinja per host, unlike the same test written in O(groups); O(groups), O(keyed_groups) and
+        O(compose) can be used alongside it.
+    type: dict
+    default: {}
+    version_added: 0.2.0
+  host_vars:
+    description:
+      - Variables set on every host, as they are. Each key is a variable name (a Python identifier),
+        each value the variable's value.
+      - Values may be templates; they are templated once, when the file is read, not per host. What that
+        gives is the value, on every ansible-core version - it is not templated again where the variable
+        is used, so it cannot refer to the host's own variables; use O(compose) for that.
+      - They are set after the C(joyent_*) variables and C(ansible_host), so they replace those of the
+        same name, and before O(compose), which can use them and replace them.
+    type: dict
+    default: {}
+    version_added: 0.2.0
   fail_on_errors:
     description:
       - When CloudAPI cannot be reached or refuses the credentials, fail the inventory source.
@@ -77,18 +113,40 @@ options:
 """
 
 EXAMPLES = r"""
-# workers.joyent.yml: the Locust fleet of one cluster, credentials from TRITON_* or the triton profile
+# workers.joyent.yml: the Locust fleet of one cluster, credentials from TRITON_* or the triton profile.
+# tag_groups and host_vars need no Jinja per host, so thousands of machines load quickly.
+plugin: locustfleet.triton.joyent
+tags:
+  locustfleet.cluster: demo
+tag_groups:
+  locust_master:
+    locustfleet.role: master
+  locust_workers:
+    locustfleet.role: worker
+host_vars:
+  ansible_user: root
+
+# The same groups and variable with Jinja, evaluated for every host (several times slower at
+# thousands of machines), plus a role_<value> group for each value of the tag
 plugin: locustfleet.triton.joyent
 tags:
   locustfleet.cluster: demo
 groups:
-  locust_master: joyent_tags['locustfleet.role'] == 'master'
-  locust_workers: joyent_tags['locustfleet.role'] == 'worker'
+  locust_master: joyent_tags['locustfleet.role'] | default('') == 'master'
+  locust_workers: joyent_tags['locustfleet.role'] | default('') == 'worker'
 keyed_groups:
   - key: joyent_tags['locustfleet.role']
     prefix: role
 compose:
   ansible_user: "'root'"
+
+# flags.joyent.yml: a tag written with the boolean true (not the string "true")
+plugin: locustfleet.triton.joyent
+tags:
+  locustfleet.cluster: demo
+tag_groups:
+  canaries:
+    canary: true
 
 # everything.joyent.yml: every live machine, named by tag "Name" when set, cached for an hour
 plugin: locustfleet.triton.joyent
@@ -101,18 +159,22 @@ cache_connection: ~/.cache/locustfleet-inventory
 cache_timeout: 3600
 """
 
+import copy
+import keyword
 import re
+from types import SimpleNamespace
 
 import ansible.template
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.locustfleet.triton.plugins.module_utils import _client as client_lib
-from ansible_collections.locustfleet.triton.plugins.module_utils import _keys as keys_lib
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient, CloudAPIError
 from ansible_collections.locustfleet.triton.plugins.module_utils._config import ConfigProblem, resolve
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import KeyProblem
-from ansible_collections.locustfleet.triton.plugins.module_utils._machines import list_filters, tag_query_value
+from ansible_collections.locustfleet.triton.plugins.module_utils._machines import list_filters, select_machines
+from ansible_collections.locustfleet.triton.plugins.module_utils._tags import (
+    tag_query_value, tag_value_problem, tags_match)
 
 if hasattr(ansible.template, "trust_as_template"):
     def as_data(variables):
@@ -133,7 +195,10 @@ AUTH_OPTIONS = ("url", "account", "user", "key_id", "private_key_path", "private
                 "timeout", "retries", "rate_limit")
 HOSTVARS = ("id", "name", "state", "brand", "image", "package", "memory", "ips", "primaryIp", "networks", "tags",
             "created")
+HOSTNAME_PREFERENCES = ("name", "id", "primaryIp", "public_ip", "private_ip")
 UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
+GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BUILTIN_GROUPS = ("all", "ungrouped")
 
 
 def safe_metadata(metadata):
@@ -147,12 +212,31 @@ def group_name(*parts):
     return UNSAFE_GROUP_CHARS.sub("_", "_".join(str(p) for p in parts))
 
 
+def is_variable_name(name):
+    return isinstance(name, str) and name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def shown(value):
+    """A configuration value in a one-line error message."""
+    return repr(value) if isinstance(value, str) else str(value).replace("\n", " ")
+
+
+def tags_problem(tags):
+    """What is wrong with a dict of tag names and wanted values (None when nothing is)."""
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key:
+            return "the tag name %s is not a non-empty string" % shown(key)
+        if value is None:
+            return "tag '%s' has no value (null); a tag value must be a string, number or boolean" % key
+    return tag_value_problem(tags)
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     NAME = "locustfleet.triton.joyent"
 
     def verify_file(self, path):
-        if not super(InventoryModule, self).verify_file(path):
+        if not super().verify_file(path):
             return False
         if path.endswith(("joyent.yml", "joyent.yaml")):
             return True
@@ -161,32 +245,85 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return False
 
     def parse(self, inventory, loader, path, cache=True):
-        super(InventoryModule, self).parse(inventory, loader, path, cache)
+        super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         self.source = path
+        self.templar.available_variables = self._vars
+        settings = self._settings()
         try:
-            data = self._load(cache)
+            data = self._load(cache, settings)
         except (CloudAPIError, ConfigProblem, KeyProblem) as exc:
             message = "locustfleet.triton.joyent inventory %s: %s" % (path, exc)
             if self.get_option("fail_on_errors"):
                 raise AnsibleParserError(message)
             self.display.warning(message + " (fail_on_errors is false: this source adds no hosts)")
             return
-        self._populate(data)
+        self._populate(data, settings)
 
-    # -- fetching ---------------------------------------------------------------------------------------
+    # -- options ----------------------------------------------------------------------------------------
 
     def _option(self, name):
         return self._template(self.get_option(name))
 
     def _template(self, value):
         if isinstance(value, dict):
-            return {key: self._template(item) for key, item in value.items()}
+            return {self._template(key): self._template(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._template(item) for item in value]
         if isinstance(value, str) and self.templar.is_template(value):
             return self.templar.template(value)
         return value
 
-    def _load(self, cache):
+    def _config_error(self, text):
+        return AnsibleParserError("locustfleet.triton.joyent inventory %s: %s" % (self.source, text))
+
+    def _settings(self):
+        """Every option _populate uses, templated once and checked before CloudAPI is asked anything."""
+        hostnames = self.get_option("hostnames")
+        for preference in hostnames:
+            if preference not in HOSTNAME_PREFERENCES and not preference.startswith("tag:"):
+                raise self._config_error("hostnames entry %r is not one of name, id, primaryIp, public_ip, "
+                                         "private_ip or tag:NAME" % preference)
+        prefix = self.get_option("hostvars_prefix")
+        if not (prefix + "id").isidentifier():
+            raise self._config_error("hostvars_prefix %r does not make valid variable names" % prefix)
+        tags = self._option("tags") or {}
+        problem = tags_problem(tags)
+        if problem:
+            raise self._config_error("tags is %s: %s" % (shown(tags), problem))
+        tag_groups = self._option("tag_groups") or {}
+        for name, wanted in tag_groups.items():
+            if not isinstance(name, str) or not GROUP_NAME.match(name) or name in BUILTIN_GROUPS:
+                raise self._config_error("tag_groups has the group name %s; a group name is letters, digits and "
+                                         "underscores, does not start with a digit and is not all or ungrouped"
+                                         % shown(name))
+            if not isinstance(wanted, dict) or not wanted:
+                raise self._config_error("tag_groups entry %s is %s; it must be a non-empty dict of tag names and "
+                                         "values" % (name, shown(wanted)))
+            problem = tags_problem(wanted)
+            if problem:
+                raise self._config_error("tag_groups entry %s is %s: %s" % (name, shown(wanted), problem))
+        host_vars = self._option("host_vars") or {}
+        for name in host_vars:
+            if not is_variable_name(name):
+                raise self._config_error("host_vars has the variable name %s, which is not a valid variable name "
+                                         "(letters, digits and underscores, not starting with a digit, not a "
+                                         "Python keyword)" % shown(name))
+        name_pattern = self.get_option("name_pattern")
+        try:
+            pattern = re.compile(name_pattern) if name_pattern else None
+        except re.error as exc:
+            raise self._config_error("name_pattern %r is not a regular expression: %s" % (name_pattern, exc))
+        return SimpleNamespace(
+            hostnames=hostnames, prefix=prefix, tags=tags, states=self.get_option("states") or [], pattern=pattern,
+            connect_with=self.get_option("connect_with"), group_by_tags=self.get_option("group_by_tags"),
+            tag_groups=tag_groups, host_vars=as_data(host_vars), strict=self.get_option("strict"),
+            compose=self.get_option("compose"), groups=self.get_option("groups"),
+            keyed_groups=self.get_option("keyed_groups"))
+
+    # -- fetching ---------------------------------------------------------------------------------------
+
+    def _load(self, cache, settings):
         cache_key = self.get_cache_key(self.source)
         use_cache = self.get_option("cache") and cache
         if use_cache:
@@ -199,24 +336,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 return cached
             if cached is not None:
                 self.display.vvv("%s: ignoring a cache entry in an unknown format" % self.source)
-        data = self._fetch()
+        data = self._fetch(settings)
         if self.get_option("cache"):
             self._cache[cache_key] = data
         return data
 
-    def _fetch(self):
-        for library, error in (("requests", client_lib.REQUESTS_IMPORT_ERROR),
-                               ("cryptography", keys_lib.CRYPTOGRAPHY_IMPORT_ERROR)):
-            if error:
-                raise AnsibleError("locustfleet.triton.joyent needs the Python library '%s'" % library)
-        self.templar.available_variables = self._vars
+    def _fetch(self, settings):
+        missing = client_lib.missing_library()
+        if missing:
+            raise AnsibleError("locustfleet.triton.joyent needs the Python library '%s' in the Python that runs "
+                               "Ansible: %s" % (missing[0], missing[1].strip().splitlines()[-1]))
         config = resolve({name: self._option(name) for name in AUTH_OPTIONS})
+        for warning in config.warnings():
+            self.display.warning("locustfleet.triton.joyent inventory %s: %s" % (self.source, warning))
         client = CloudAPIClient(config)
-        states = self.get_option("states") or []
-        query = list_filters(self._option("tags"), None, states[0] if len(states) == 1 else None)
+        states = settings.states
+        query = list_filters(settings.tags, None, states[0] if len(states) == 1 else None)
         machines = client.list_all(client.account_path("machines"), query)
-        images = client.get(client.account_path("images"), {"state": "all"}) or []
-        networks = client.get(client.account_path("networks")) or []
+        images = client.get(client.account_path("images"), {"state": "all"}, expect=list)
+        networks = client.get(client.account_path("networks"), expect=list)
         return {
             "format": CACHE_FORMAT,
             "machines": machines,
@@ -226,33 +364,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # -- building the inventory -------------------------------------------------------------------------
 
-    def _wanted(self, machine, states, pattern):
-        if states and machine.get("state") not in states:
-            return False
-        return not pattern or bool(pattern.search(machine.get("name") or ""))
-
-    def _populate(self, data):
-        for preference in self.get_option("hostnames"):
-            if preference not in ("name", "id", "primaryIp", "public_ip", "private_ip") \
-                    and not preference.startswith("tag:"):
-                raise AnsibleParserError("locustfleet.triton.joyent inventory %s: hostnames entry %r is not one of "
-                                         "name, id, primaryIp, public_ip, private_ip or tag:NAME"
-                                         % (self.source, preference))
-        states = self.get_option("states") or []
-        pattern = re.compile(self.get_option("name_pattern")) if self.get_option("name_pattern") else None
+    def _populate(self, data, settings):
+        # CloudAPI's tag filter is type-tolerant; keep only machines whose tags match by type and value,
+        # in the wanted states (a cache entry is filtered the same way).
+        machines = select_machines(data["machines"], settings.tags, None, settings.states)
+        if settings.pattern:
+            machines = [m for m in machines if settings.pattern.search(m.get("name") or "")]
         public = set(data.get("public_networks") or [])
-        prefix = self.get_option("hostvars_prefix")
-        if not (prefix + "id").isidentifier():
-            raise AnsibleParserError("locustfleet.triton.joyent inventory %s: hostvars_prefix %r does not make valid "
-                                     "variable names" % (self.source, prefix))
-        strict = self.get_option("strict")
-        by_tags = self.get_option("group_by_tags")
+        prefix = settings.prefix
+        constructed = settings.compose or settings.groups or settings.keyed_groups
         self.inventory.add_group("joyent")
-        for machine in sorted(data["machines"], key=lambda m: (m.get("created") or "", m.get("id"))):
-            if not self._wanted(machine, states, pattern):
-                continue
+        for machine in sorted(machines, key=lambda m: (m.get("created") or "", m.get("id"))):
             addresses = self._addresses(machine, public)
-            host = self._hostname(machine, addresses)
+            host = self._hostname(machine, addresses, settings)
             if host is None:
                 continue
             self.inventory.add_host(host, group="joyent")
@@ -261,18 +385,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             variables[prefix + "metadata"] = safe_metadata(machine.get("metadata"))
             variables[prefix + "public_ip"] = addresses["public_ip"]
             variables[prefix + "private_ip"] = addresses["private_ip"]
-            connect = self.get_option("connect_with")
-            if connect != "none" and addresses.get(connect):
-                variables["ansible_host"] = addresses[connect]
+            if settings.connect_with != "none" and addresses.get(settings.connect_with):
+                variables["ansible_host"] = addresses[settings.connect_with]
             variables = as_data(variables)  # compose, groups and keyed_groups below template with them too
+            for name, value in settings.host_vars.items():  # already data (as_data), templated once at load
+                variables[name] = value if isinstance(value, (str, int, float, bool, type(None))) \
+                    else copy.deepcopy(value)
             self._set_variables(host, variables)
-            if by_tags:
+            tags = machine.get("tags") or {}
+            if settings.group_by_tags:
                 self.inventory.add_child(self.inventory.add_group(group_name("state", machine.get("state"))), host)
-                for key, value in (machine.get("tags") or {}).items():
-                    self.inventory.add_child(self.inventory.add_group(group_name("tag", key, tag_query_value(value))), host)
-            self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)
+                for key, value in tags.items():
+                    self.inventory.add_child(self.inventory.add_group(group_name("tag", key, tag_query_value(value))),
+                                             host)
+            for group, wanted in settings.tag_groups.items():
+                if tags_match(tags, wanted):
+                    self.inventory.add_child(self.inventory.add_group(group), host)
+            if constructed:
+                self._set_composite_vars(settings.compose, variables, host, strict=settings.strict)
+                self._add_host_to_composed_groups(settings.groups, variables, host, strict=settings.strict)
+                self._add_host_to_keyed_groups(settings.keyed_groups, variables, host, strict=settings.strict)
 
     def _set_variables(self, host, variables):
         """Set the variables of a host this plugin just added; they hold no template trust.
@@ -280,9 +412,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         On ansible-core 2.19+ the inventory a plugin is handed wraps set_variable so that it copies
         every value and tags each string with its origin: at 10,000 hosts that alone took more than
         twice as long as everything else the plugin does (bench/README.md). These values are fresh
-        from CloudAPI's JSON and hold no trust (as_data), which is all the wrapper would leave them
-        with, so on every core they go straight into the new Host's vars through public names
-        (InventoryData.get_host, Host.vars); their names were checked once in _populate.
+        from CloudAPI's JSON and hold no trust (as_data), or are host_vars values templated once at
+        load, which is all the wrapper would leave them with, so on every core they go straight into
+        the new Host's vars through public names (InventoryData.get_host, Host.vars); their names were
+        checked once in _settings.
         """
         self.inventory.get_host(host).vars.update(variables)
 
@@ -297,8 +430,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return {"primaryIp": machine.get("primaryIp"), "public_ip": public_ip, "private_ip": private_ip,
                 "name": machine.get("name"), "id": machine.get("id")}
 
-    def _hostname(self, machine, addresses):
-        for preference in self.get_option("hostnames"):
+    def _hostname(self, machine, addresses, settings):
+        for preference in settings.hostnames:
             if preference.startswith("tag:"):
                 value = (machine.get("tags") or {}).get(preference[4:])
                 value = None if value is None else tag_query_value(value)
@@ -310,10 +443,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.display.warning("locustfleet.triton.joyent: machine %s would be named %s, which machine %s "
                                      "already is; trying the next hostnames preference"
                                      % (machine.get("id"), value,
-                                        self.inventory.get_host(value).vars.get(self.get_option("hostvars_prefix")
-                                                                                + "id")))
+                                        self.inventory.get_host(value).vars.get(settings.prefix + "id")))
                 continue
             return value
         self.display.warning("locustfleet.triton.joyent: machine %s (%s) has no usable name under hostnames %s; "
-                             "it is left out" % (machine.get("id"), machine.get("name"), self.get_option("hostnames")))
+                             "it is left out" % (machine.get("id"), machine.get("name"), settings.hostnames))
         return None

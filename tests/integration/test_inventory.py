@@ -82,12 +82,156 @@ def test_the_shipped_configs_group_master_and_workers(tritonsim, inventory):
                             name_prefix="worker-")
     tritonsim.seed_machines(1, tags={"locustfleet.cluster": "locustfleet", "locustfleet.role": "master"},
                             name_prefix="master-")
+    tritonsim.seed_machines(1, tags={"locustfleet.cluster": "locustfleet"}, name_prefix="norole-")
+    tritonsim.seed_machines(1, tags={"locustfleet.cluster": "other", "locustfleet.role": "worker"},
+                            name_prefix="other-")
     for name in ("tritonsim.joyent.yml", "triton.joyent.yml"):
         config = (REPO / "inventory" / name).read_text()
         data = listed(inventory(tritonsim, config, "--list", name=name))
-        assert [h[:7] for h in data["locust_master"]["hosts"]] == ["master-"]
+        assert data["locust_master"]["hosts"] == ["master-4"]
         assert sorted(data["locust_workers"]["hosts"]) == ["worker-1", "worker-2", "worker-3"]
-        assert data["_meta"]["hostvars"]["worker-1"]["ansible_user"] == "root"
+        hostvars = data["_meta"]["hostvars"]
+        assert sorted(hostvars) == ["master-4", "norole-5", "worker-1", "worker-2", "worker-3"]
+        assert {host: v["ansible_user"] for host, v in hostvars.items()} == dict.fromkeys(hostvars, "root")
+        ssh_args = {v.get("ansible_ssh_common_args") for v in hostvars.values()}
+        assert ssh_args == ({"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+                            if name == "tritonsim.joyent.yml" else {None})
+
+
+JINJA_FLEET = BASIC + """
+groups:
+  locust_master: joyent_tags['role'] | default('') == 'master'
+  locust_workers: joyent_tags['role'] | default('') == 'worker'
+compose:
+  ansible_user: "'root'"
+  ansible_ssh_common_args: "'-o StrictHostKeyChecking=no'"
+  ports: "[5557, 5558]"
+"""
+
+FAST_FLEET = BASIC + """
+tag_groups:
+  locust_master: {role: master}
+  locust_workers: {role: worker}
+host_vars:
+  ansible_user: root
+  ansible_ssh_common_args: -o StrictHostKeyChecking=no
+  ports: [5557, 5558]
+"""
+
+
+def test_tag_groups_and_host_vars_give_what_their_jinja_equivalent_gives(tritonsim, inventory):
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "role": "master"}, name_prefix="m-")
+    tritonsim.seed_machines(3, tags={"cluster": "demo", "role": "worker"}, name_prefix="w-")
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "role": "spare"}, name_prefix="s-")
+    tritonsim.seed_machines(1, tags={"cluster": "demo"}, name_prefix="n-")
+    jinja = listed(inventory(tritonsim, JINJA_FLEET, "--list"))
+    fast = listed(inventory(tritonsim, FAST_FLEET, "--list"))
+    assert fast == jinja
+    assert fast["locust_master"]["hosts"] == ["m-1"]
+    assert sorted(fast["locust_workers"]["hosts"]) == ["w-2", "w-3", "w-4"]
+    assert all(v["ansible_user"] == "root" and v["ports"] == [5557, 5558] for v in fast["_meta"]["hostvars"].values())
+
+
+def test_tag_groups_and_host_vars_work_alongside_groups_keyed_groups_and_compose(tritonsim, inventory):
+    tritonsim.seed_machines(2, tags={"cluster": "demo", "role": "worker", "zone": "a"}, name_prefix="w-")
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "role": "master", "zone": "b"}, name_prefix="m-")
+    config = BASIC + """
+tag_groups:
+  zone_a_workers: {role: worker, zone: a}
+  masters: {role: master}
+host_vars:
+  site: "{{ 'lab' | upper }}"
+  ansible_user: root
+compose:
+  label: site ~ '-' ~ joyent_name
+  ansible_user: "'admin'"
+groups:
+  first: joyent_name == 'w-1'
+keyed_groups:
+  - key: joyent_tags.zone
+    prefix: zone
+"""
+    data = listed(inventory(tritonsim, config, "--list"))
+    hostvars = data["_meta"]["hostvars"]
+    assert sorted(data["zone_a_workers"]["hosts"]) == ["w-1", "w-2"] and data["masters"]["hosts"] == ["m-3"]
+    assert data["first"]["hosts"] == ["w-1"]
+    assert sorted(data["zone_a"]["hosts"]) == ["w-1", "w-2"] and data["zone_b"]["hosts"] == ["m-3"]
+    assert {v["site"] for v in hostvars.values()} == {"LAB"}  # templated once, when the file was read
+    assert sorted(v["label"] for v in hostvars.values()) == ["LAB-m-3", "LAB-w-1", "LAB-w-2"]
+    assert {v["ansible_user"] for v in hostvars.values()} == {"admin"}  # compose comes after host_vars
+
+
+def test_host_vars_are_templated_once_when_read_never_per_host(tritonsim, inventory, tmp_path):
+    """A host_vars template gives its value when the file is read, on every ansible-core; that value is
+    never templated again, even when it looks like a template itself, and cannot see host variables."""
+    tritonsim.seed_machines(1, tags={"cluster": "demo"}, name_prefix="w-")
+    config = BASIC + """
+host_vars:
+  answer: "{{ 6 * 7 }}"
+  looks_like_jinja: "{{ '{{' }} 6 * 7 }}"
+  home: "{{ lookup('ansible.builtin.env', 'HOME') }}"
+  literal: plain text
+"""
+    hostvars = listed(inventory(tritonsim, config, "--list"))["_meta"]["hostvars"]["w-1"]
+    assert hostvars["looks_like_jinja"] == "{{ 6 * 7 }}" and hostvars["literal"] == "plain text"
+    assert str(hostvars["answer"]) == "42" and hostvars["home"] == str(tmp_path / "home")
+    play = tmp_path / "show.yml"
+    play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.debug:\n"
+                    "        msg: \"JINJA={{ looks_like_jinja }} ANSWER={{ answer }}\"\n")
+    proc = subprocess.run([venv_bin("ansible-playbook"), "-i", str(tmp_path / "fleet.joyent.yml"), str(play)],
+                          cwd=REPO, env=control_env(tritonsim, tmp_path / "home"), check=False,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "JINJA={{ 6 * 7 }} ANSWER=42" in proc.stdout
+
+
+def test_tags_filter_and_tag_groups_compare_json_type_not_just_text(tritonsim, inventory):
+    """CloudAPI's tag.flag=true lists a machine whose tag is the boolean true and one whose tag is the
+    string "true"; the inventory keeps only the one of the type the config asks for."""
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "flag": True, "size": 8}, name_prefix="bool-")
+    tritonsim.seed_machines(1, tags={"cluster": "demo", "flag": "true", "size": "8"}, name_prefix="text-")
+    tritonsim.reset_stats()
+    strings = listed(inventory(tritonsim, BASIC.replace("{cluster: demo}", '{cluster: demo, flag: "true"}'),
+                               "--list"))
+    assert list(strings["_meta"]["hostvars"]) == ["text-2"]
+    assert tritonsim.route_stats("ListMachines") == {"200": 1}  # the tag filter still goes to CloudAPI
+    booleans = listed(inventory(tritonsim, BASIC.replace("{cluster: demo}", "{cluster: demo, flag: true}"),
+                                "--list"))
+    assert list(booleans["_meta"]["hostvars"]) == ["bool-1"]
+    config = BASIC + """
+tag_groups:
+  text_true: {flag: "true"}
+  bool_true: {flag: true}
+  number_eight: {size: 8.0}
+  text_eight: {size: "8"}
+"""
+    data = listed(inventory(tritonsim, config, "--list"))
+    assert data["text_true"]["hosts"] == ["text-2"] and data["bool_true"]["hosts"] == ["bool-1"]
+    assert data["number_eight"]["hosts"] == ["bool-1"] and data["text_eight"]["hosts"] == ["text-2"]
+
+
+@pytest.mark.parametrize("option, problem", [
+    ("tag_groups: {locust_workers: worker}", "tag_groups entry locust_workers is 'worker'"),
+    ("tag_groups: {locust_workers: {}}", "tag_groups entry locust_workers is {}"),
+    ("tag_groups: {locust_workers: {role: [worker]}}",
+     "tag_groups entry locust_workers is {'role': ['worker']}: tag 'role' has a list value"),
+    ("tags: {cluster: demo, role: }", "tags is {'cluster': 'demo', 'role': None}: tag 'role' has no value (null)"),
+    ("tag_groups: {'locust-workers': {role: worker}}", "tag_groups has the group name 'locust-workers'"),
+    ("tag_groups: {all: {role: worker}}", "tag_groups has the group name 'all'"),
+    ("tag_groups: [locust_workers]", ("tag_groups", "['locust_workers']")),  # ansible-core's own type check
+    ("host_vars: {'ansible-user': root}", "host_vars has the variable name 'ansible-user'"),
+    ("host_vars: {'class': x}", "host_vars has the variable name 'class'"),
+    ("host_vars: [ansible_user]", ("host_vars", "['ansible_user']")),
+])
+def test_bad_tag_groups_host_vars_and_tags_are_one_line_errors(tritonsim, inventory, option, problem):
+    tritonsim.reset_stats()
+    config = ("plugin: locustfleet.triton.joyent\n" if option.startswith("tags:") else BASIC) + option + "\n"
+    proc = inventory(tritonsim, config, "--list", expect_rc=1)
+    stderr = one_line(proc.stderr)
+    assert all(text in stderr for text in ((problem,) if isinstance(problem, str) else problem)), stderr
+    assert "Traceback" not in proc.stderr
+    assert tritonsim.stats()["by_route"] == {}  # refused before CloudAPI is asked anything
 
 
 def test_hostnames_preference_keyed_groups_compose_and_name_pattern(tritonsim, inventory):
@@ -132,6 +276,14 @@ def test_templated_options_and_bad_settings(tritonsim, inventory):
     assert "this source adds no hosts" in one_line(proc.stderr)
     proc = inventory(tritonsim, BASIC + "hostvars_prefix: joyent-\n", "--list", expect_rc=1)
     assert "hostvars_prefix 'joyent-' does not make valid variable names" in one_line(proc.stderr)
+
+
+def test_settings_that_tls_does_not_protect_are_warned_about(tritonsim, inventory):
+    proc = inventory(tritonsim, BASIC + "url: http://192.0.2.1:9\nretries: 0\ntimeout: 1\nfail_on_errors: false\n",
+                     "--list")
+    assert "CloudAPI url http://192.0.2.1:9 (from option url) is plain http://" in one_line(proc.stderr)
+    proc = inventory(tritonsim, BASIC, "--list")  # tritonsim's plain http:// on loopback is no one else's to see
+    assert "plain http://" not in one_line(proc.stderr)
 
 
 def test_other_file_names_are_rejected_with_a_reason(tritonsim, inventory):

@@ -1,0 +1,141 @@
+"""Inventory configs at 2,401 machines: the shipped tritonsim.joyent.yml against the old Jinja one.
+
+Starts one tritonsim (throttle off) and seeds one cluster, as bench/inventory_scale.py seeds:
+1 master and --workers workers (default 2,400) tagged locustfleet.cluster / locustfleet.role.
+Then times `ansible-inventory --list`, and `--graph` (which prints no host variables), --repeat
+times each in interleaved rounds, for
+  empty    an empty YAML inventory (Ansible's own start-up cost: the baseline);
+  jinja    the config shipped before tag_groups/host_vars: the same options with Jinja
+           `groups` (locust_master, locust_workers) and `compose` (ansible_user,
+           ansible_ssh_common_args), evaluated for every host;
+  shipped  inventory/tritonsim.joyent.yml as it is in this checkout.
+Prints each one's median, its difference from and ratio to the baseline, and the CloudAPI
+calls it made (tritonsim's /__sim/stats, the same in every run); checks that jinja and
+shipped list the same hosts, groups and variables.
+
+    .venv/bin/python bench/inventory_config.py --workers 2400 --repeat 5
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests")]
+
+from support.control import control_env, venv_bin  # noqa: E402  (needs the path above)
+from tritonsim.testing import launcher  # noqa: E402
+
+CLUSTER = "bench"
+
+# inventory/tritonsim.joyent.yml as shipped before tag_groups and host_vars existed.
+JINJA_CONFIG = """plugin: locustfleet.triton.joyent
+tags:
+  locustfleet.cluster: "{{ lookup('ansible.builtin.env', 'LOCUSTFLEET_CLUSTER', default='locustfleet') }}"
+states: [running]
+hostnames: [name, id]
+connect_with: primaryIp
+groups:
+  locust_master: joyent_tags['locustfleet.role'] | default('') == 'master'
+  locust_workers: joyent_tags['locustfleet.role'] | default('') == 'worker'
+compose:
+  ansible_user: "'root'"
+  ansible_ssh_common_args: "'-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'"
+"""
+
+
+def plain(value):
+    """ansible-inventory's JSON without its unsafe markers ({"__ansible_unsafe": v})."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return plain(value["__ansible_unsafe"])
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def timed(args, env):
+    started = time.monotonic()
+    proc = subprocess.run(args, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    return time.monotonic() - started, proc.stdout
+
+
+def calls(sim):
+    return {route: sum(codes.values()) for route, codes in sorted(sim.stats()["by_route"].items())}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--workers", type=int, default=2400)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    start, stop_all = launcher()
+    work = Path(tempfile.mkdtemp(prefix="bench-inventory-config-"))
+    try:
+        sim = start(throttle="off")
+        sim.seed_machines(1, tags={"locustfleet.cluster": CLUSTER, "locustfleet.role": "master"},
+                          name_prefix="master-")
+        sim.seed_machines(args.workers, tags={"locustfleet.cluster": CLUSTER, "locustfleet.role": "worker"},
+                          name_prefix="worker-")
+        env = control_env(sim, work / "home")
+        env["LOCUSTFLEET_CLUSTER"] = CLUSTER
+        sources = {"empty": work / "empty.yml", "jinja": work / "jinja" / "tritonsim.joyent.yml",
+                   "shipped": work / "shipped" / "tritonsim.joyent.yml"}
+        for path in sources.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        sources["empty"].write_text("all: {}\n")
+        sources["jinja"].write_text(JINJA_CONFIG)
+        sources["shipped"].write_text((REPO / "inventory" / "tritonsim.joyent.yml").read_text())
+
+        commands = ("list", "graph")
+        times = {(name, command): [] for name in sources for command in commands}
+        made, listed = {}, {}
+        for dummy in range(args.repeat):
+            for name, path in sources.items():
+                for command in commands:
+                    sim.reset_stats()
+                    seconds, out = timed([venv_bin("ansible-inventory"), "--" + command, "-i", str(path)], env)
+                    times[name, command].append(seconds)
+                    made[name, command] = calls(sim)
+                    if command == "list":
+                        listed[name] = plain(json.loads(out))
+
+        hostvars = listed["shipped"]["_meta"]["hostvars"]
+        same = listed["jinja"] == listed["shipped"]
+        print("machines: %d (1 master + %d workers); shipped lists %d hosts, locust_master %d, locust_workers %d, "
+              "ansible_user %s; median of %d interleaved runs each"
+              % (args.workers + 1, args.workers, len(hostvars), len(listed["shipped"]["locust_master"]["hosts"]),
+                 len(listed["shipped"]["locust_workers"]["hosts"]),
+                 ",".join(sorted({str(v.get("ansible_user")) for v in hostvars.values()})), args.repeat))
+        labels = {"empty": "empty inventory (baseline)", "jinja": "old Jinja config (groups/compose)",
+                  "shipped": "shipped tritonsim.joyent.yml"}
+        for command in commands:
+            print("ansible-inventory --%s" % command)
+            baseline = statistics.median(times["empty", command])
+            for name in sources:
+                median = statistics.median(times[name, command])
+                runs = ", ".join("%.2f" % t for t in times[name, command])
+                if name == "empty":
+                    print("  %-34s %5.2f s  (runs %s)" % (labels[name], median, runs))
+                else:
+                    print("  %-34s %5.2f s  %+.2f s over baseline  x%.2f  (runs %s)  calls %s"
+                          % (labels[name], median, median - baseline, median / baseline, runs,
+                             made[name, command]))
+        print("jinja and shipped list the same hosts, groups and variables: %s" % ("yes" if same else "NO"))
+        if not same:
+            sys.exit(1)
+    finally:
+        stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
