@@ -253,7 +253,7 @@ class CloudAPIClient:
             return CloudAPIError("%s %s: cannot reach CloudAPI at %s (%s)"
                                  % (method, _path_only(target), self.config.url, reason)), None
         try:
-            _ = reply.content  # the whole body, now: a cut-off answer fails here
+            body = reply.content  # the whole body, now: a cut-off answer fails here
         except requests.exceptions.RequestException as exc:
             error = CloudAPIError("%s %s: CloudAPI's %s answer was cut off (%s)%s"
                                   % (method, _path_only(target), reply.status_code, _connection_reason(exc),
@@ -264,7 +264,8 @@ class CloudAPIClient:
                 raise error
             return error, None
         if 200 <= reply.status_code < 300:
-            return Response(reply.status_code, self._json_body(method, target, reply, expect), reply.headers), None
+            return Response(reply.status_code, self._json_body(method, target, reply, body, expect),
+                            reply.headers), None
         if reply.status_code < 400:
             raise self._odd_answer(method, target, reply, "%s, %s" % (
                 _status_line(reply), "a redirect to %s" % reply.headers["Location"]
@@ -274,15 +275,15 @@ class CloudAPIClient:
             return error, _retry_after(reply.headers.get("Retry-After"), self._clock())
         raise error
 
-    def _json_body(self, method, target, reply, expect):
+    def _json_body(self, method, target, reply, body, expect):
         """The JSON of a 2xx answer, checked against ``expect``; raises CloudAPIError when it is not that."""
-        if not reply.content:
+        if not body:
             if expect is None:
                 return None
             raise self._odd_answer(method, target, reply, "%s with an empty body where %s belongs"
                                    % (_status_line(reply), _SHAPES[expect]))
         try:
-            data = reply.json()
+            data = json.loads(body)
         except ValueError:
             raise self._odd_answer(method, target, reply, "%s with %s, not JSON"
                                    % (_status_line(reply), _content_kind(reply)))

@@ -309,10 +309,11 @@ class Fleet:
                     del pending[machine_id]
             return True if not pending else None
 
-        wait_until(probe, self.deadline, self.poll_interval, lambda: FleetTimeout(
-            "timed out after %ss waiting for machine(s) %s to reboot" % (int(self.deadline.seconds),
-                                                                        ", ".join(sorted(pending))), {}),
-            sleep=self._sleep)
+        def timeout():
+            return FleetTimeout("timed out after %ss waiting for machine(s) %s to reboot"
+                                % (int(self.deadline.seconds), ", ".join(sorted(pending))), {})
+
+        wait_until(probe, self.deadline, self.poll_interval, timeout, sleep=self._sleep)
         return self.wait({machine_id: "running" for machine_id in before})
 
 

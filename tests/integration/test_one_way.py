@@ -153,8 +153,8 @@ def test_a_name_lookup_is_the_same_in_every_module(tritonsim, playbook):
     assert run.result("by name")["machine"]["id"] == run.result("by id")["machine"]["id"] == machine["id"]
     assert run.result("an id that is no uuid")["msg"] == ("id '%s' is not a machine UUID (use name to find a "
                                                           "machine by name)" % machine["name"])
-    assert run.result("tag a name that is not there")["msg"] == ("machine 'nobody' not found: no live machine has "
-                                                                  "that name or id")
+    assert run.result("tag a name that is not there")["msg"] == (
+        "machine 'nobody' not found: no live machine has that name or id")
 
 
 def test_a_reboot_is_seen_when_this_machines_clock_is_ahead(tritonsim, playbook):

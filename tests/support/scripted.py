@@ -102,8 +102,8 @@ def pages(total):
         query = dict(part.split("=") for part in handler.path.split("?", 1)[1].split("&"))
         limit, offset = int(query["limit"]), int(query["offset"])
         items = [{"id": i} for i in range(offset, min(total, offset + limit))]
-        send(handler, 200, json.dumps(items).encode(), {"x-resource-count": str(len(items)),
-                                                         "x-query-limit": str(limit)})
+        headers = {"x-resource-count": str(len(items)), "x-query-limit": str(limit)}
+        send(handler, 200, json.dumps(items).encode(), headers)
     return answer
 
 

@@ -1,7 +1,5 @@
 """module_utils/_images.py against a real tritonsim: image references, reconciling a lost create, waiting."""
 
-import time
-
 import pytest
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient, CloudAPIError
