@@ -8,7 +8,10 @@ times each in interleaved rounds, for
   jinja    the config shipped before tag_groups/host_vars: the same options with Jinja
            `groups` (locust_master, locust_workers) and `compose` (ansible_user,
            ansible_ssh_common_args), evaluated for every host;
-  shipped  inventory/tritonsim.joyent.yml as it is in this checkout.
+  shipped  inventory/tritonsim.joyent.yml as it is in this checkout;
+  static   a static YAML inventory of the very hosts, groups and variables shipped lists: what
+           ansible-inventory itself costs for 2,401 hosts with these variables, whatever made
+           them (the floor for any inventory plugin).
 Prints each one's median, its difference from and ratio to the baseline, and the CloudAPI
 calls it made (tritonsim's /__sim/stats, the same in every run); checks that jinja and
 shipped list the same hosts, groups and variables.
@@ -61,6 +64,14 @@ def plain(value):
     return value
 
 
+def static_inventory(listing):
+    """A YAML (JSON) inventory with the hosts, groups and host variables of an ``--list`` output."""
+    hostvars = listing["_meta"]["hostvars"]
+    children = {name: {"hosts": {host: None for host in entry["hosts"]}}
+                for name, entry in listing.items() if name not in ("_meta", "all", "ungrouped") and entry.get("hosts")}
+    return json.dumps({"all": {"hosts": hostvars, "children": children}})
+
+
 def timed(args, env):
     started = time.monotonic()
     proc = subprocess.run(args, cwd=REPO, env=env, check=True, capture_output=True, text=True)
@@ -94,6 +105,9 @@ def main():
         sources["empty"].write_text("all: {}\n")
         sources["jinja"].write_text(JINJA_CONFIG)
         sources["shipped"].write_text((REPO / "inventory" / "tritonsim.joyent.yml").read_text())
+        dummy, shipped = timed([venv_bin("ansible-inventory"), "--list", "-i", str(sources["shipped"])], env)
+        sources["static"] = work / "static.yml"
+        sources["static"].write_text(static_inventory(plain(json.loads(shipped))))
 
         commands = ("list", "graph")
         times = {(name, command): [] for name in sources for command in commands}
@@ -109,14 +123,14 @@ def main():
                         listed[name] = plain(json.loads(out))
 
         hostvars = listed["shipped"]["_meta"]["hostvars"]
-        same = listed["jinja"] == listed["shipped"]
+        same = listed["jinja"] == listed["shipped"] == listed["static"]
         print("machines: %d (1 master + %d workers); shipped lists %d hosts, locust_master %d, locust_workers %d, "
               "ansible_user %s; median of %d interleaved runs each"
               % (args.workers + 1, args.workers, len(hostvars), len(listed["shipped"]["locust_master"]["hosts"]),
                  len(listed["shipped"]["locust_workers"]["hosts"]),
                  ",".join(sorted({str(v.get("ansible_user")) for v in hostvars.values()})), args.repeat))
         labels = {"empty": "empty inventory (baseline)", "jinja": "old Jinja config (groups/compose)",
-                  "shipped": "shipped tritonsim.joyent.yml"}
+                  "shipped": "shipped tritonsim.joyent.yml", "static": "static YAML, same hosts and vars"}
         for command in commands:
             print("ansible-inventory --%s" % command)
             baseline = statistics.median(times["empty", command])
@@ -129,7 +143,7 @@ def main():
                     print("  %-34s %5.2f s  %+.2f s over baseline  x%.2f  (runs %s)  calls %s"
                           % (labels[name], median, median - baseline, median / baseline, runs,
                              made[name, command]))
-        print("jinja and shipped list the same hosts, groups and variables: %s" % ("yes" if same else "NO"))
+        print("jinja, shipped and static list the same hosts, groups and variables: %s" % ("yes" if same else "NO"))
         if not same:
             sys.exit(1)
     finally:

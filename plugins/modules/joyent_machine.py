@@ -441,18 +441,7 @@ class JoyentMachine(TritonModule):
             return
 
         allocator = NameAllocator(prefix, [m["name"] for m in members] + plan.create)
-        self._each(lambda m: self.fleet.delete(m["id"]), plan.surplus, "deleted_ids")
-        targets = {m["id"]: "deleted" for m in plan.surplus}
-        created = self._create(plan.create, spec, allocator)
-        targets.update((m["id"], "running") for m in created)
-        self._each(lambda m: self.fleet.action(m["id"], "start"), plan.start)
-        targets.update((m["id"], "running") for m in plan.start)
-        reboots = self.fleet.reboot_marks([m["id"] for m in plan.reboot])
-        self._each(lambda m: self.fleet.action(m["id"], "reboot"), plan.reboot)
-        self._each(lambda item: self.fleet.add_tags(item[0]["id"], item[1]), plan.retag)
-        firewall_action = "enable_firewall" if params["firewall_enabled"] else "disable_firewall"
-        self._each(lambda m: self.fleet.action(m["id"], firewall_action), plan.refirewall)
-
+        targets, reboots = self._execute(plan, spec, allocator)
         if params["wait"] or state == "stopped":
             self._settle(targets, spec, allocator)
         if state == "stopped":
@@ -473,6 +462,21 @@ class JoyentMachine(TritonModule):
         if self.result["failed_ids"]:
             self.fail("%d machine(s) ended in state failed: %s (set replace_failed to replace them)"
                       % (len(self.result["failed_ids"]), ", ".join(self.result["failed_ids"])))
+
+    def _execute(self, plan, spec, allocator):
+        """Every write of ``plan``; returns ({id: state to wait for}, reboot marks for wait_rebooted)."""
+        self._each(lambda m: self.fleet.delete(m["id"]), plan.surplus, "deleted_ids")
+        targets = {m["id"]: "deleted" for m in plan.surplus}
+        created = self._create(plan.create, spec, allocator)
+        targets.update((m["id"], "running") for m in created)
+        self._each(lambda m: self.fleet.action(m["id"], "start"), plan.start)
+        targets.update((m["id"], "running") for m in plan.start)
+        reboots = self.fleet.reboot_marks([m["id"] for m in plan.reboot])
+        self._each(lambda m: self.fleet.action(m["id"], "reboot"), plan.reboot)
+        self._each(lambda item: self.fleet.add_tags(item[0]["id"], item[1]), plan.retag)
+        firewall_action = "enable_firewall" if self.params["firewall_enabled"] else "disable_firewall"
+        self._each(lambda m: self.fleet.action(m["id"], firewall_action), plan.refirewall)
+        return targets, reboots
 
     def _create(self, names, spec, allocator):
         """Create a machine under each name (or the next free one); what was made is in created_ids."""
