@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
 
-from support.control import control_env, venv_bin  # noqa: E402  (needs the path above)
+from support.control import control_env, route_calls, unwrap_unsafe, venv_bin  # noqa: E402
 from tritonsim.testing import launcher  # noqa: E402
 
 CLUSTER = "bench"
@@ -53,17 +53,6 @@ compose:
 """
 
 
-def plain(value):
-    """ansible-inventory's JSON without its unsafe markers ({"__ansible_unsafe": v})."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return plain(value["__ansible_unsafe"])
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
 def static_inventory(listing):
     """A YAML (JSON) inventory with the hosts, groups and host variables of an ``--list`` output."""
     hostvars = listing["_meta"]["hostvars"]
@@ -76,10 +65,6 @@ def timed(args, env):
     started = time.monotonic()
     proc = subprocess.run(args, cwd=REPO, env=env, check=True, capture_output=True, text=True)
     return time.monotonic() - started, proc.stdout
-
-
-def calls(sim):
-    return {route: sum(codes.values()) for route, codes in sorted(sim.stats()["by_route"].items())}
 
 
 def main():
@@ -107,7 +92,7 @@ def main():
         sources["shipped"].write_text((REPO / "inventory" / "tritonsim.joyent.yml").read_text())
         dummy, shipped = timed([venv_bin("ansible-inventory"), "--list", "-i", str(sources["shipped"])], env)
         sources["static"] = work / "static.yml"
-        sources["static"].write_text(static_inventory(plain(json.loads(shipped))))
+        sources["static"].write_text(static_inventory(unwrap_unsafe(json.loads(shipped))))
 
         commands = ("list", "graph")
         times = {(name, command): [] for name in sources for command in commands}
@@ -118,9 +103,9 @@ def main():
                     sim.reset_stats()
                     seconds, out = timed([venv_bin("ansible-inventory"), "--" + command, "-i", str(path)], env)
                     times[name, command].append(seconds)
-                    made[name, command] = calls(sim)
+                    made[name, command] = route_calls(sim)
                     if command == "list":
-                        listed[name] = plain(json.loads(out))
+                        listed[name] = unwrap_unsafe(json.loads(out))
 
         hostvars = listed["shipped"]["_meta"]["hostvars"]
         same = listed["jinja"] == listed["shipped"] == listed["static"]

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
 
-from support.control import control_env, venv_bin  # noqa: E402  (needs the path above)
+from support.control import control_env, route_calls, venv_bin  # noqa: E402  (needs the path above)
 from tritonsim.testing import launcher  # noqa: E402
 
 CONFIG = """plugin: locustfleet.triton.joyent
@@ -36,10 +36,6 @@ def timed(args, env):
     started = time.monotonic()
     subprocess.run(args, cwd=REPO, env=env, check=True, capture_output=True)
     return time.monotonic() - started
-
-
-def calls(sim):
-    return {route: sum(codes.values()) for route, codes in sorted(sim.stats()["by_route"].items())}
 
 
 def main():
@@ -67,13 +63,13 @@ def main():
         for dummy in range(args.repeat):
             sim.reset_stats()
             cold_times.append(timed(graph + [str(cold_config)], env))
-            cold_calls = calls(sim)
+            cold_calls = route_calls(sim)
         timed(graph + [str(cached_config)], env)  # fill the cache
         cached_times, cached_calls = [], None
         for dummy in range(args.repeat):
             sim.reset_stats()
             cached_times.append(timed(graph + [str(cached_config)], env))
-            cached_calls = calls(sim)
+            cached_calls = route_calls(sim)
         cold, cached = statistics.median(cold_times), statistics.median(cached_times)
         print("machines: %d (median of %d runs each)" % (args.machines, args.repeat))
         print("baseline (empty inventory): %.2f s" % baseline)

@@ -56,3 +56,20 @@ def stop_machines(sim, names, timeout=30):
     assert len(ids) == len(names), "no live machine for some of %s" % (names,)
     fleet.parallel(lambda machine_id: fleet.action(machine_id, "stop"), ids)
     fleet.wait({machine_id: "stopped" for machine_id in ids})
+
+
+def unwrap_unsafe(value):
+    """ansible-inventory's JSON without its unsafe markers ({"__ansible_unsafe": v}, how it shows values that
+    came from the cloud and are never templated)."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return unwrap_unsafe(value["__ansible_unsafe"])
+        return {key: unwrap_unsafe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap_unsafe(item) for item in value]
+    return value
+
+
+def route_calls(sim):
+    """{CloudAPI route: calls} from the sim's counters."""
+    return {route: sum(codes.values()) for route, codes in sorted(sim.stats()["by_route"].items())}
