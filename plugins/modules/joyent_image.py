@@ -75,6 +75,7 @@ options:
       - Seconds between two looks at the image while waiting for it.
     type: float
     default: 1.0
+    version_added: 0.2.0
 extends_documentation_fragment:
   - locustfleet.triton.cloudapi
 attributes:

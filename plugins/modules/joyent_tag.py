@@ -80,6 +80,7 @@ options:
       - Seconds between two looks at ListMachineTags while waiting.
     type: float
     default: 1.0
+    version_added: 0.2.0
   parallelism:
     description:
       - How many machines are changed at the same time.
