@@ -54,8 +54,8 @@ compose:
 
 def contents(listing):
     """(host variables, {group: sorted hosts}) of an --list output: what two inventories must agree on."""
-    return listing["_meta"]["hostvars"], {name: sorted(entry["hosts"]) for name, entry in listing.items()
-                                           if name != "_meta" and entry.get("hosts")}
+    groups = {name: sorted(entry["hosts"]) for name, entry in listing.items() if name != "_meta" and entry.get("hosts")}
+    return listing["_meta"]["hostvars"], groups
 
 
 def static_inventory(listing):
