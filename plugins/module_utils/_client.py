@@ -23,6 +23,7 @@ from ._agent import find_agent_key
 from ._keys import CRYPTOGRAPHY_IMPORT_ERROR, KeyId, KeyProblem, find_private_key, load_private_key
 from ._signer import RequestSigner
 from ._version import COLLECTION_VERSION
+from ._waiters import Deadline
 
 REQUESTS_IMPORT_ERROR = None
 try:
@@ -203,7 +204,7 @@ class CloudAPIClient:
         if idempotent is None:
             idempotent = method != "POST"
         target = path + ("?" + encode_query(query) if query else "")
-        budget_ends = self._clock() + self.retry_budget
+        budget = Deadline(self.retry_budget)  # monotonic: a clock step neither ends nor extends it
         attempt = 0
         while True:
             attempt += 1
@@ -211,7 +212,7 @@ class CloudAPIClient:
             if isinstance(error, Response):
                 return error
             delay = self._backoff(attempt, retry_after)
-            if attempt > self.config.retries or self._clock() + delay > budget_ends \
+            if attempt > self.config.retries or delay > budget.remaining() \
                     or (self.deadline is not None and delay >= self.deadline.remaining()):
                 raise error
             self._sleep(delay)

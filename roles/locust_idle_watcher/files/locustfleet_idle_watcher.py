@@ -1,6 +1,6 @@
 # Copyright: locustfleet.triton contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""locustfleet-idle-watcher: stop (or delete, or power off) a Locust worker machine nobody uses.
+"""locustfleet-idle-watcher: stop (or delete, or power off) a Locust machine nobody uses.
 
 Run once per timer tick by locustfleet-idle-watcher.service (Type=oneshot):
 
@@ -8,32 +8,33 @@ Run once per timer tick by locustfleet-idle-watcher.service (Type=oneshot):
 
 How it decides (details in docs/roles.md):
 
-- Activity is only what the locustfleet activity plugin writes into the worker logs:
-  ``locustfleet-activity: event=start|stop ...`` and ``event=tick users=N`` with N > 0 (one
-  tick every locust_activity_interval seconds while the process runs users). At INFO a busy
-  Locust worker logs nothing else, and "Failed to connect to master" retries are no work, so
-  any other line counts for nothing (those retries are reported as the reason when idle).
-- The time of an activity is the timestamp of its log line. New lines are read from where the
-  previous run stopped (offsets in the state dir); a log whose inode changed (rotated) is read
-  from its start after the rest of the old file is read under its new name when it is still
-  there; a log that shrank or whose bytes before the offset changed (copytruncate) is read from
-  its start; missing logs are no activity.
+- Activity is what the locustfleet activity plugin appends to its activity files (one per Locust
+  process, ``log_glob``): ``start``, ``stop`` and a ``tick`` every locust_activity_interval seconds
+  while the process takes part in a test, whatever its number of users, each stamped with epoch
+  seconds (``ts=``). A file whose last line changed since the previous run shows activity.
+- The watcher keeps its own time on the machine's boot clock (/proc/uptime), which clock steps do
+  not move. A line's ``ts`` only places new activity inside the span since the previous run; a
+  stamp outside that span (from the future, or moved by a clock step) counts as now.
 - The machine is idle when it has been up for at least ``idle_grace`` seconds and the last
-  activity, or the boot or the last change of the config file when there was none since, is at
-  least ``idle_timeout`` seconds ago.
-- Idle: ``action`` stop (CloudAPI StopMachine on ``mdata-get sdc:uuid``), delete
-  (DeleteMachine) or poweroff (local), signed with the collection's CloudAPI client; dry_run
-  only logs. An action that succeeded is not repeated within RETRY_AFTER seconds in the same boot.
+  activity, or the boot or the last change of the config when there was none since, is at least
+  ``idle_timeout`` seconds ago.
+- Idle: ``action`` stop (CloudAPI StopMachine) or delete (DeleteMachine) on this machine, only
+  after CloudAPI confirmed that the machine with the local ``sdc:uuid`` carries the fleet's
+  ``locustfleet.cluster`` and ``locustfleet.role`` tags; or poweroff (local); dry_run only logs.
+  An action that succeeded is not repeated within RETRY_AFTER seconds in the same boot.
 
-Every run prints exactly one decision line (to the journal when run by systemd).
+Every run prints exactly one decision line (to the journal when run by systemd). A malformed or
+unreadable state file is reported in that line and replaced, never fatal.
 """
 
 import argparse
-import base64
+import errno
 import glob
 import json
 import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -44,263 +45,247 @@ DEFAULTS = {
     "idle_grace": 600,
     "action": "stop",
     "dry_run": False,
-    "log_glob": "/var/log/locust/worker_*.log",
+    "log_glob": "/var/log/locust/activity_*.log",
     "state_dir": "/var/lib/locustfleet-idle-watcher",
     "lib_dir": "/opt/locustfleet/lib",
     "mdata_get": "mdata-get",
+    "cluster": "",
+    "role": "",
     "cloudapi": {},
 }
 ACTIONS = ("stop", "delete", "poweroff")
+FLEET_ROLES = ("master", "worker")
 RETRY_AFTER = 300  # seconds before a successful action is requested again in the same boot
-FIRST_READ_MAX = 1 << 20  # a log seen for the first time: read at most its last 1 MiB
-READ_MAX = 16 << 20  # per log and run; a log that grew more is read from its last 16 MiB
-FINGERPRINT = 64  # bytes before the offset remembered to detect copytruncate + regrowth
+TAIL_BYTES = 4096  # the last line of an activity file is all the watcher needs
+STATE_VERSION = 2
 
-ACTIVITY_PREFIX = "locustfleet-activity:"
-_ACTIVITY_RE = re.compile(r"locustfleet-activity: event=(?P<event>[a-z]+)(?: users=(?P<users>\d+))?")
-_TIMESTAMP_RE = re.compile(r"^\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,(?P<ms>\d{1,3}))?\]")
-_NO_MASTER = ("Failed to connect to master", "Failed to connect to the Locust master",
-              "Didn't get heartbeat from master")
+_ACTIVITY_RE = re.compile(r"^ts=(?P<ts>\d{1,12}(?:\.\d{1,9})?) event=(?P<event>start|tick|stop) ")
 
 
 # ---------------------------------------------------------------------------------------------
-# log lines
+# activity files
 
-def line_time(line, default):
-    """Epoch seconds of a Locust log line ("[YYYY-mm-dd HH:MM:SS,ms] ..." in local time), else default."""
-    match = _TIMESTAMP_RE.match(line)
-    if not match:
-        return default
-    try:
-        stamp = time.mktime(time.strptime(match.group("ts"), "%Y-%m-%d %H:%M:%S"))
-    except (ValueError, OverflowError):
-        return default
-    return stamp + int(match.group("ms") or 0) / 1000.0
+def activity_time(line):
+    """Epoch seconds of one activity line written by the plugin, else None."""
+    match = _ACTIVITY_RE.match(line)
+    return float(match.group("ts")) if match else None
 
 
-def classify(line):
-    """"activity", "no-master" or None for one log line."""
-    match = _ACTIVITY_RE.search(line)
-    if match:
-        if match.group("event") in ("start", "stop"):
-            return "activity"
-        if match.group("event") == "tick" and int(match.group("users") or 0) > 0:
-            return "activity"
-        return None
-    if any(marker in line for marker in _NO_MASTER):
-        return "no-master"
-    return None
+def last_activity_line(path):
+    """The last activity line of ``path`` ("" when it has none).
 
-
-class ScanResult:
-    """What one scan found: the newest activity and "no master" times, and counters."""
-
-    def __init__(self):
-        self.last_activity = None
-        self.last_no_master = None
-        self.files = 0
-        self.lines = 0
-        self.events = []  # notes on rotation / truncation, for the decision line
-
-    def add_line(self, line, now):
-        self.lines += 1
-        kind = classify(line)
-        if kind is None:
-            return
-        # a line stamped in the future (clock step) counts as now
-        stamp = min(line_time(line, now), now)
-        if kind == "activity":
-            self.last_activity = stamp if self.last_activity is None else max(self.last_activity, stamp)
-        else:
-            self.last_no_master = stamp if self.last_no_master is None else max(self.last_no_master, stamp)
-
-
-# ---------------------------------------------------------------------------------------------
-# reading logs incrementally
-
-def _read_from(path, offset, result, now, skip_partial=False):
-    """Feed complete lines of ``path`` from ``offset`` to ``result``; returns (new offset, fingerprint)."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size - offset > READ_MAX:
-            offset, skip_partial = size - READ_MAX, True
-        handle.seek(offset)
-        data = handle.read(size - offset)
-    if skip_partial and offset > 0:
-        newline = data.find(b"\n")
-        if newline < 0:
-            return offset, _fingerprint_at(path, offset)
-        data, offset = data[newline + 1:], offset + newline + 1
-    end = data.rfind(b"\n")
-    if end < 0:
-        return offset, _fingerprint_at(path, offset)  # only a partial line so far: read it next time
-    for raw in data[:end].split(b"\n"):
-        result.add_line(raw.decode("utf-8", "replace"), now)
-    offset += end + 1
-    return offset, _fingerprint_at(path, offset)
-
-
-def _fingerprint_at(path, offset):
-    start = max(0, offset - FINGERPRINT)
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        return base64.b64encode(handle.read(offset - start)).decode("ascii")
-
-
-def _same_prefix(path, offset, fingerprint):
-    """True when the bytes before ``offset`` are still the ones seen last time (no copytruncate)."""
-    try:
-        return _fingerprint_at(path, offset) == fingerprint
-    except OSError:
-        return False
-
-
-def _find_by_inode(directory, dev, ino, exclude):
-    """The path of the file in ``directory`` with this device and inode (a rotated log), or None."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return None
-    for name in sorted(names):
-        path = os.path.join(directory, name)
-        if path == exclude:
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if st.st_ino == ino and st.st_dev == dev and os.path.isfile(path):
-            return path
-    return None
-
-
-def scan_logs(pattern, files_state, now):
-    """Read what is new in every log matching ``pattern``.
-
-    ``files_state`` ({path: {"dev", "ino", "offset", "fp"}}) is the previous run's; returns
-    (ScanResult, new files_state).
+    The file lies in a directory the locust user writes: it is opened without following a
+    symlink and read only when it is a regular file, and only its last TAIL_BYTES.
     """
-    result = ScanResult()
-    new_state = {}
-    paths = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue  # vanished between glob and stat
-        result.files += 1
-        prev = files_state.get(path)
-        skip_partial = False
-        if prev is None:
-            offset = max(0, st.st_size - FIRST_READ_MAX)
-            skip_partial = offset > 0
-        elif (prev.get("dev"), prev.get("ino")) != (st.st_dev, st.st_ino):
-            _finish_rotated(path, prev, result, now)
-            result.events.append("%s rotated" % os.path.basename(path))
-            offset = 0
-        elif st.st_size < prev.get("offset", 0) or not _same_prefix(path, prev.get("offset", 0), prev.get("fp", "")):
-            _finish_copy(path, prev, result, now)
-            result.events.append("%s truncated" % os.path.basename(path))
-            offset = 0
-        else:
-            offset = prev.get("offset", 0)
-        try:
-            offset, fingerprint = _read_from(path, offset, result, now, skip_partial)
-        except OSError as exc:
-            result.events.append("%s unreadable: %s" % (os.path.basename(path), exc.strerror))
-            continue
-        new_state[path] = {"dev": st.st_dev, "ino": st.st_ino, "offset": offset, "fp": fingerprint}
-    for path, prev in files_state.items():
-        if path not in new_state and not os.path.exists(path):
-            # renamed away and not recreated yet: read the rest of it under its new name
-            _finish_rotated(path, prev, result, now)
-            result.events.append("%s missing" % os.path.basename(path))
-    return result, new_state
-
-
-def _finish_rotated(path, prev, result, now):
-    old = _find_by_inode(os.path.dirname(path), prev.get("dev"), prev.get("ino"), exclude=path)
-    if old is None:
-        return
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if os.path.getsize(old) >= prev.get("offset", 0) and _same_prefix(old, prev.get("offset", 0), prev.get("fp", "")):
-            _read_from(old, prev.get("offset", 0), result, now)
-        else:
-            _read_from(old, 0, result, now)
-    except OSError:
-        pass
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        start = max(0, info.st_size - TAIL_BYTES)
+        data = os.pread(fd, info.st_size - start, start)
+    finally:
+        os.close(fd)
+    for raw in reversed(data.split(b"\n")):
+        line = raw.decode("ascii", "replace").strip()
+        if activity_time(line) is not None:
+            return line
+    return ""
 
 
-def _finish_copy(path, prev, result, now):
-    """After copytruncate: read the rest of the old content from the copy (path.1, ...) when one matches."""
-    offset = prev.get("offset", 0)
-    for candidate in sorted(glob.glob(glob.escape(path) + ".*")):
-        if candidate.endswith(".gz") or not os.path.isfile(candidate):
-            continue
+def read_activity(pattern):
+    """{path: last activity line} of every activity file, and notes on files that could not be read."""
+    lines, notes = {}, []
+    for path in sorted(glob.glob(pattern)):
         try:
-            if os.path.getsize(candidate) >= offset and _same_prefix(candidate, offset, prev.get("fp", "")):
-                _read_from(candidate, offset, result, now)
-                return
-        except OSError:
-            continue
+            lines[path] = last_activity_line(path)
+        except OSError as exc:
+            notes.append("%s unreadable: %s" % (os.path.basename(path), exc.strerror or exc))
+    return lines, notes
 
 
 # ---------------------------------------------------------------------------------------------
-# the decision
+# clocks
+
+class Now:
+    """One reading of the clocks: ``epoch`` (time.time(), only to compare with the plugin's
+    stamps), ``clock`` (seconds on the boot clock, immune to clock steps), ``booted`` (the boot
+    clock when this machine or container booted) and ``boot_key`` (which boot this is)."""
+
+    def __init__(self, epoch, clock, booted, boot_key):
+        self.epoch = epoch
+        self.clock = clock
+        self.booted = booted
+        self.boot_key = boot_key
+
+    @property
+    def uptime(self):
+        return max(0.0, self.clock - self.booted)
+
+
+def read_now(proc="/proc"):
+    """The clocks, from /proc: the boot clock is the kernel's uptime (CLOCK_BOOTTIME); a container
+    booted when its PID 1 started (in clock ticks after the kernel's boot)."""
+    with open(os.path.join(proc, "uptime")) as handle:
+        clock = float(handle.read().split()[0])
+    epoch = time.time()
+    try:
+        with open(os.path.join(proc, "1", "stat")) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        booted = int(fields[19]) / float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, IndexError, ValueError):
+        booted = 0.0
+    try:
+        with open(os.path.join(proc, "sys", "kernel", "random", "boot_id")) as handle:
+            boot_id = handle.read().strip()
+    except OSError:
+        boot_id = "-"
+    return Now(epoch, clock, booted, "%s/%d" % (boot_id, round(booted)))
+
+
+# ---------------------------------------------------------------------------------------------
+# state
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+_STATE_FIELDS = {
+    "version": lambda v: v == STATE_VERSION,
+    "boot": lambda v: isinstance(v, str),
+    "last_run": _number,
+    "last_active": _number,
+    "configured": _number,
+    "config": lambda v: isinstance(v, str),
+    "files": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
+    "acted": lambda v: isinstance(v, dict) and _number(v.get("at")) and isinstance(v.get("ok"), bool)
+    and isinstance(v.get("boot"), str),
+}
+
+
+def clean_state(raw):
+    """The usable part of a loaded state, and what was wrong with the rest (None when nothing)."""
+    if not isinstance(raw, dict):
+        return {}, "not a JSON object"
+    state = {key: value for key, value in raw.items() if key in _STATE_FIELDS and _STATE_FIELDS[key](value)}
+    if "version" not in state:
+        return {}, "version %r, not %d" % (raw.get("version"), STATE_VERSION)
+    dropped = sorted(set(raw) - set(state))
+    return state, ("bad %s" % ", ".join(dropped) if dropped else None)
+
+
+def load_state(state_dir):
+    """(state, problem): a missing file is a first run; anything unreadable or malformed is a
+    problem, reported by the caller, and the file is replaced at the end of the run."""
+    path = os.path.join(state_dir, "state.json")
+    try:
+        with open(path) as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        return {"version": STATE_VERSION}, None
+    except (OSError, ValueError) as exc:
+        return {"version": STATE_VERSION}, "state file unreadable (%s): replaced" % (
+            getattr(exc, "strerror", None) or " ".join(str(exc).split()))
+    state, problem = clean_state(raw)
+    if problem:
+        return dict(state, version=STATE_VERSION), "state file malformed (%s): replaced" % problem
+    return state, None
+
+
+def save_state(state_dir, state):
+    """Replaces state.json atomically; the directory is root's (0700), so whatever stands at that
+    path (a directory left by hand, say) is ours to remove."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(state_dir, "state.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(state, handle, sort_keys=True)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def config_signature(path):
+    info = os.stat(path)
+    return "%d:%d:%d:%d" % (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+# ---------------------------------------------------------------------------------------------
+# the decision (pure)
 
 class Decision:
     def __init__(self, idle, reason, age, uptime):
         self.idle = idle
         self.reason = reason
-        self.age = age  # seconds since the last activity (or the boot, when none since)
+        self.age = age  # seconds since the last activity (or the boot or configuration, when none since)
         self.uptime = uptime
 
     def __repr__(self):
         return "Decision(idle=%r, reason=%r, age=%r)" % (self.idle, self.reason, self.age)
 
 
-def decide(now, boot_time, last_activity, idle_timeout, idle_grace, last_no_master=None, configured_at=None):
+def observe(state, lines, now, config_sig):
+    """The state after this run's observations; all times in it are on the boot clock.
+
+    A file whose last activity line differs from the one remembered shows new activity. Its
+    ``ts`` places it in the span since the previous run (or since boot); outside that span (a
+    stamp from the future, or one that a clock step moved) it counts as now.
+    """
+    same_boot = state.get("boot") == now.boot_key
+    new = {"version": STATE_VERSION, "boot": now.boot_key, "last_run": now.clock, "files": dict(lines),
+           "config": config_sig}
+    since = state.get("last_run") if same_boot and state.get("last_run") is not None else now.booted
+    since = min(max(since, now.booted), now.clock)
+    last_active = state.get("last_active") if same_boot else None
+    seen = state.get("files") or {}
+    stepped = []
+    for path, line in sorted(lines.items()):
+        if not line or line == seen.get(path):
+            continue
+        age = now.epoch - activity_time(line)
+        if 0 <= age <= now.clock - since:
+            at = now.clock - age
+        else:
+            at = now.clock
+            stepped.append("%s stamped %+ds from now" % (os.path.basename(path), -age))
+        last_active = at if last_active is None else max(last_active, at)
+    if last_active is not None:
+        new["last_active"] = last_active
+    configured = state.get("configured") if same_boot else None
+    if state.get("config") != config_sig:
+        configured = now.clock
+    if configured is not None:
+        new["configured"] = configured
+    if same_boot and state.get("acted"):
+        new["acted"] = state["acted"]
+    return new, stepped
+
+
+def decide(state, now, idle_timeout, idle_grace):
     """Idle only after the grace period and ``idle_timeout`` seconds without activity.
 
     Idle time counts from the newest of the last activity, the boot and the time the watcher was
     (re)configured (so an Ansible run that installs or changes it is never cut short).
     """
-    uptime = max(0.0, now - boot_time)
-    reference, what = boot_time, "boot (no activity since)"
-    if configured_at is not None and configured_at > reference:
-        reference, what = configured_at, "watcher configured (no activity since)"
-    if last_activity is not None and last_activity >= reference:
-        reference, what = last_activity, "last activity"
-    age = max(0.0, now - reference)
+    reference, what = now.booted, "boot (no activity since)"
+    if state.get("configured") is not None and state["configured"] > reference:
+        reference, what = state["configured"], "watcher configured (no activity since)"
+    if state.get("last_active") is not None and state["last_active"] >= reference:
+        reference, what = state["last_active"], "last activity"
+    age = max(0.0, now.clock - reference)
+    uptime = now.uptime
     if uptime < idle_grace:
         return Decision(False, "grace period after boot: up %ds < idle_grace %ds" % (uptime, idle_grace), age, uptime)
     if age < idle_timeout:
         return Decision(False, "%s %ds ago < idle_timeout %ds" % (what, age, idle_timeout), age, uptime)
-    reason = "%s %ds ago >= idle_timeout %ds" % (what, age, idle_timeout)
-    if last_no_master is not None and now - last_no_master < idle_timeout:
-        reason += "; workers cannot reach the master"
-    return Decision(True, reason, age, uptime)
+    return Decision(True, "%s %ds ago >= idle_timeout %ds" % (what, age, idle_timeout), age, uptime)
 
 
 # ---------------------------------------------------------------------------------------------
-# the machine
+# acting on the machine
 
-def boot_time(now=None, proc="/proc"):
-    """When this machine (or container) booted: PID 1's start time.
-
-    /proc/uptime is the kernel's, which in a container is the host's; PID 1's start time in
-    clock ticks after the kernel's boot gives the container's own boot on both.
-    """
-    now = time.time() if now is None else now
-    with open(os.path.join(proc, "uptime")) as handle:
-        uptime = float(handle.read().split()[0])
-    try:
-        with open(os.path.join(proc, "1", "stat")) as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        started = int(fields[19]) / float(os.sysconf("SC_CLK_TCK"))
-    except (OSError, IndexError, ValueError):
-        started = 0.0
-    return now - max(0.0, uptime - started)
+class NotOurMachine(Exception):
+    """CloudAPI's answer does not show this machine as a member of this fleet: do nothing."""
 
 
 def machine_id(config):
@@ -329,6 +314,23 @@ def cloudapi_client(config):
     return CloudAPIClient(cfg, key=load_private_key(api["private_key_path"]), retry_budget=60.0)
 
 
+def check_own_machine(machine, mid, cluster, role):
+    """Raise NotOurMachine unless ``machine`` (CloudAPI's GetMachine answer) is this machine of this fleet."""
+    # pylint: disable=import-error,import-outside-toplevel
+    from locustfleet_cloudapi._tags import same_value
+
+    if not isinstance(machine, dict) or machine.get("id") != mid:
+        raise NotOurMachine("CloudAPI answered for machine %r, not this machine %s"
+                            % (machine.get("id") if isinstance(machine, dict) else None, mid))
+    tags = machine.get("tags") if isinstance(machine.get("tags"), dict) else {}
+    if not same_value(tags.get("locustfleet.cluster"), cluster):
+        raise NotOurMachine("machine %s has tag locustfleet.cluster=%s, not %s"
+                            % (mid, json.dumps(tags.get("locustfleet.cluster")), json.dumps(cluster)))
+    if not same_value(tags.get("locustfleet.role"), role):
+        raise NotOurMachine("machine %s has tag locustfleet.role=%s, not %s"
+                            % (mid, json.dumps(tags.get("locustfleet.role")), json.dumps(role)))
+
+
 def act(config, action):
     """Carry out ``action``; returns a short description of what was done."""
     if action == "poweroff":
@@ -337,6 +339,7 @@ def act(config, action):
     mid = machine_id(config)
     client = cloudapi_client(config)
     path = client.account_path("machines", mid)
+    check_own_machine(client.get(path, expect=dict), mid, config["cluster"], config["role"])
     if action == "stop":
         client.post(path, {"action": "stop"}, idempotent=True)
         return "StopMachine %s accepted" % mid
@@ -345,7 +348,7 @@ def act(config, action):
 
 
 # ---------------------------------------------------------------------------------------------
-# state and main
+# config and main
 
 def load_config(path):
     config = dict(DEFAULTS)
@@ -353,71 +356,51 @@ def load_config(path):
         config.update(json.load(handle))
     if config["action"] not in ACTIONS:
         raise ValueError("action must be one of %s, not %r" % (", ".join(ACTIONS), config["action"]))
+    if config["action"] != "poweroff" and (not config["cluster"] or config["role"] not in FLEET_ROLES):
+        raise ValueError("action %s needs cluster (not %r) and role %s (not %r)"
+                         % (config["action"], config["cluster"], " or ".join(FLEET_ROLES), config["role"]))
     config["idle_timeout"] = float(config["idle_timeout"])
     config["idle_grace"] = float(config["idle_grace"])
-    config["configured_at"] = os.stat(path).st_mtime
+    config["signature"] = config_signature(path)
     return config
 
 
-def load_state(state_dir):
-    try:
-        with open(os.path.join(state_dir, "state.json")) as handle:
-            state = json.load(handle)
-        return state if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def save_state(state_dir, state):
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    path = os.path.join(state_dir, "state.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(state, handle, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def run_once(config, now=None, boot=None, do_action=act):
-    """One watcher run: scan, decide, maybe act. Returns (decision, line, exit status)."""
-    now = time.time() if now is None else now
-    boot = boot_time(now) if boot is None else boot
-    state = load_state(config["state_dir"])
-    result, state["files"] = scan_logs(config["log_glob"], state.get("files") or {}, now)
-    last_activity = state.get("last_activity")
-    if result.last_activity is not None and (last_activity is None or result.last_activity > last_activity):
-        last_activity = result.last_activity
-    state["last_activity"] = last_activity
-    if result.last_no_master is not None:
-        state["last_no_master"] = max(result.last_no_master, state.get("last_no_master") or 0)
-    decision = decide(now, boot, last_activity, config["idle_timeout"], config["idle_grace"],
-                      state.get("last_no_master"), config.get("configured_at"))
+def run_once(config, now=None, do_action=act):
+    """One watcher run: read, decide, maybe act. Returns (decision, line, exit status)."""
+    now = read_now() if now is None else now
+    state, problem = load_state(config["state_dir"])
+    lines, notes = read_activity(config["log_glob"])
+    state, stepped = observe(state, lines, now, config.get("signature", ""))
+    notes = ([problem] if problem else []) + notes + stepped
+    decision = decide(state, now, config["idle_timeout"], config["idle_grace"])
     status, action, outcome = 0, "none", ""
     if decision.idle and config["dry_run"]:
         action, outcome = "dry-run", "would %s" % config["action"]
     elif decision.idle:
         done = state.get("acted") or {}
-        if done.get("ok") and abs(done.get("boot", 0) - boot) < 5 and now - done.get("at", 0) < RETRY_AFTER:
-            action, outcome = "skipped", "%s already requested %ds ago" % (config["action"], now - done["at"])
+        if done.get("ok") and now.clock - done["at"] < RETRY_AFTER:
+            action, outcome = "skipped", "%s already requested %ds ago" % (config["action"], now.clock - done["at"])
         else:
             action = config["action"]
             try:
                 outcome = do_action(config, action)
-                state["acted"] = {"boot": boot, "at": now, "action": action, "ok": True}
+                state["acted"] = {"boot": now.boot_key, "at": now.clock, "action": action, "ok": True}
+            except NotOurMachine as exc:
+                action, outcome, status = "refused", "not done: %s" % exc, 1
             except Exception as exc:  # pylint: disable=broad-exception-caught
                 outcome = "failed: %s" % " ".join(str(exc).split())
-                state["acted"] = {"boot": boot, "at": now, "action": action, "ok": False}
+                state["acted"] = {"boot": now.boot_key, "at": now.clock, "action": action, "ok": False}
                 status = 1
-    reason = decision.reason + ("; " + ", ".join(result.events) if result.events else "")
-    line = ("decision=%s last_activity_age=%ds idle_timeout=%ds uptime=%ds logs=%d new_lines=%d action=%s%s reason=%s"
+    reason = decision.reason + ("; " + "; ".join(notes) if notes else "")
+    line = ("decision=%s last_activity_age=%ds idle_timeout=%ds uptime=%ds activity_files=%d action=%s%s reason=%s"
             % ("idle" if decision.idle else "busy", decision.age, config["idle_timeout"], decision.uptime,
-               result.files, result.lines, action, " result=%s" % json.dumps(outcome) if outcome else "",
-               json.dumps(reason)))
+               len(lines), action, " result=%s" % json.dumps(outcome) if outcome else "", json.dumps(reason)))
     save_state(config["state_dir"], state)
     return decision, line, status
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Stop this Locust worker machine when it has been idle.")
+    parser = argparse.ArgumentParser(description="Stop this Locust machine when it has been idle.")
     parser.add_argument("--config", default=DEFAULT_CONFIG)
     parser.add_argument("--dry-run", action="store_true", help="decide and log, never act")
     args = parser.parse_args(argv)
