@@ -24,6 +24,8 @@ from hostutil import wait_until  # noqa: E402  pylint: disable=wrong-import-posi
 IMAGE = "debian-12"
 PACKAGE = "g1-medium"
 WORKERS = ("worker1", "worker2")
+MACHINES = ("master", *WORKERS)
+CLUSTER = "roles"
 
 # Short on purpose: the watcher tests wait for idle timeouts.
 IDLE_TIMEOUT = 40
@@ -106,7 +108,8 @@ class Fleet:
 
     def create(self, name, metadata=None):
         image = self.client.get("/%s/images" % self.sim.account, {"name": IMAGE}, expect=list)[-1]["id"]
-        body = {"name": name, "image": image, "package": PACKAGE}
+        body = {"name": name, "image": image, "package": PACKAGE, "tag.locustfleet.cluster": CLUSTER,
+                "tag.locustfleet.role": "master" if name == "master" else "worker"}
         body.update({"metadata.%s" % k: v for k, v in (metadata or {}).items()})
         machine_id = self.client.post(self.path(), body)["id"]
         self.machines[name] = {"id": machine_id}
@@ -157,12 +160,15 @@ class Fleet:
         return stats["worker_count"] if stats else -1
 
     def journal(self, name):
-        """The watcher's journal lines on ``name``: [(epoch seconds, message)]."""
-        out = self.out(name, "journalctl -q -o short-unix -t locustfleet-idle-watcher --no-pager")
+        """The watcher's journal lines on ``name``: [(monotonic seconds, message)]. The machines share
+        this host's kernel, so their CLOCK_MONOTONIC is time.monotonic() here, and the tests' clock
+        steps do not move it."""
+        out = self.out(name, "journalctl -q -o json --output-fields=MESSAGE,__MONOTONIC_TIMESTAMP "
+                             "-t locustfleet-idle-watcher --no-pager")
         entries = []
         for line in out.splitlines():
-            stamp, dummy, message = line.partition(" ")
-            entries.append((float(stamp), message.partition(": ")[2]))
+            entry = json.loads(line)
+            entries.append((int(entry["__MONOTONIC_TIMESTAMP"]) / 1e6, entry.get("MESSAGE") or ""))
         return entries
 
     def upper_file(self, name, path):
@@ -181,27 +187,29 @@ class Fleet:
                 "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "locust_files": [str(FILES / "fleetcheck.py")],
-                "locust_extra_files": [str(FILES / "fleetdata.txt")],
+                "locust_extra_files": [str(FILES / "fleetdata.txt"), str(FILES / "rampshape.py")],
                 "locust_requirements": ["six==1.16.0"],
                 "locust_activity_interval": ACTIVITY_INTERVAL,
+                # the idle watcher, on the master and the workers
+                "idle_timeout": IDLE_TIMEOUT,
+                "idle_grace": IDLE_GRACE,
+                "idle_watcher_interval": WATCH_INTERVAL,
+                "idle_action": "stop",
+                "idle_dry_run": True,
+                "locust_idle_watcher_cluster": CLUSTER,
+                "locust_idle_watcher_url": self.guest_url,
+                "locust_idle_watcher_account": sim.account,
+                "locust_idle_watcher_user": "watcher",
+                "locust_idle_watcher_key_id": watcher.fingerprint,
+                "locust_idle_watcher_private_key_src": str(watcher.key_path),
             },
             "children": {
-                "locust_master": {"hosts": {"master": {"ansible_host": self.ip("master")}}},
+                "locust_master": {"hosts": {"master": {"ansible_host": self.ip("master")}},
+                                  "vars": {"locust_idle_watcher_role": "master"}},
                 "locust_workers": {
+                    # locust_master_host stays empty: the workers read it with mdata-get
                     "hosts": {name: {"ansible_host": self.ip(name)} for name in WORKERS},
-                    "vars": {
-                        # locust_master_host stays empty: the workers read it with mdata-get
-                        "idle_timeout": IDLE_TIMEOUT,
-                        "idle_grace": IDLE_GRACE,
-                        "idle_watcher_interval": WATCH_INTERVAL,
-                        "idle_action": "stop",
-                        "idle_dry_run": True,
-                        "locust_idle_watcher_url": self.guest_url,
-                        "locust_idle_watcher_account": sim.account,
-                        "locust_idle_watcher_user": "watcher",
-                        "locust_idle_watcher_key_id": watcher.fingerprint,
-                        "locust_idle_watcher_private_key_src": str(watcher.key_path),
-                    },
+                    "vars": {"locust_idle_watcher_role": "worker"},
                 },
             },
         }}

@@ -1,17 +1,26 @@
 """The roles on real hosts: a Locust master and two workers on nspawn machines made through
-tritonsim's CloudAPI, configured by ansible-playbook over SSH; then the idle watcher stopping
-machines through CloudAPI, and not stopping busy ones.
+tritonsim's CloudAPI, configured by ansible-playbook over SSH; then the idle watchers (on the
+workers and on the master) stopping machines through CloudAPI once no test uses them, and not
+stopping busy ones: workers with 0 users, a LoadTestShape that starts at 0 users, a daylight-saving
+fall-back, this host's clock stepped forward and back, and a broken state file.
 
 The tests share one fleet and run in order: each phase starts from the state the previous one
 left (see conftest.py for the timings used).
 """
 
+import base64
 import json
+import subprocess
 import time
 
-from rolesutil import IDLE_TIMEOUT, WATCH_INTERVAL, WORKERS, wait_until
+from rolesutil import CLUSTER, IDLE_TIMEOUT, MACHINES, WATCH_INTERVAL, WORKERS, wait_until
 
 KEY = "/etc/locustfleet-idle-watcher/cloudapi.key"
+STATE = "/var/lib/locustfleet-idle-watcher/state.json"
+# The time a stop takes to show: one watcher run may start just before the idle_timeout is
+# reached (one period), the next one acts; then CloudAPI and this test's 1 s polling.
+STOP_BOUND = IDLE_TIMEOUT + 2 * WATCH_INTERVAL + 5
+STEP = 100  # seconds of the tests' clock steps: more than idle_timeout, so a wall-clock watcher fails
 
 
 def expected_processes(fleet):
@@ -64,6 +73,7 @@ def test_workers_run_one_process_per_vcpu_under_supervisord(fleet):
         assert {"worker_%02d.log" % i for i in range(nproc)} <= set(logs)
         assert fleet.out(name, "systemctl is-enabled supervisor") == "enabled"
         assert fleet.out(name, "systemctl is-active locustfleet-idle-watcher.timer") == "active"
+    assert fleet.out("master", "systemctl is-active locustfleet-idle-watcher.timer") == "active"
 
 
 def test_master_reports_every_worker_process(fleet):
@@ -102,10 +112,17 @@ def test_headless_run_sends_requests_from_every_worker_process(fleet, target):
     # the service is back and the workers (restarted by supervisord) rejoined it
     assert fleet.out("master", "systemctl is-active locust-master") == "active"
     wait_until(lambda: fleet.connected_workers() == total, timeout=60, interval=1, what="workers back on the service")
-    for name in WORKERS:
-        log = fleet.out(name, "cat /var/log/locust/worker_00.log")
-        assert "locustfleet-activity: event=start" in log and "event=tick users=" in log
-        assert "locustfleet-activity: event=stop" in log
+    # the activity plugin wrote start, ticks and stop with epoch stamps, in its own files only
+    for name in MACHINES:
+        files = fleet.out(name, "ls /var/log/locust/").split()
+        expected = ["activity_master.log"] if name == "master" else \
+            ["activity_worker_%02d.log" % i for i in range(fleet.nproc(name))]
+        assert sorted(f for f in files if f.startswith("activity_")) == expected, files
+        lines = fleet.out(name, "cat /var/log/locust/%s" % expected[0]).splitlines()
+        events = [line.split()[1] for line in lines]
+        assert events[0] == "event=start" and "event=tick" in events and events[-1] == "event=stop", lines
+        assert all(abs(float(line.split()[0][3:]) - time.time()) < 600 for line in lines), lines
+    assert "ts=" not in fleet.out(WORKERS[0], "cat /var/log/locust/worker_00.log")
 
 
 def test_second_run_changes_nothing(fleet):
@@ -115,7 +132,7 @@ def test_second_run_changes_nothing(fleet):
 
 
 def test_watcher_key_is_readable_by_root_only(fleet):
-    for name in WORKERS:
+    for name in MACHINES:
         res = fleet.run(name, "sudo -u locust cat %s" % KEY, check=False)
         assert res.returncode != 0 and "Permission denied" in res.stderr, (res.stdout, res.stderr)
         assert "PRIVATE KEY" not in res.stdout
@@ -129,11 +146,11 @@ def test_dry_run_decides_idle_and_stops_nothing(fleet):
 
     def idle_logged(name):
         return any("decision=idle" in line and "action=dry-run" in line for dummy, line in fleet.journal(name))
-    for name in WORKERS:
+    for name in MACHINES:
         wait_until(lambda n=name: idle_logged(n), timeout=IDLE_TIMEOUT + 60, interval=2, what="dry-run idle on %s" % name)
     time.sleep(2 * WATCH_INTERVAL)
     assert stop_calls(fleet) == 0
-    assert [fleet.state(name) for name in WORKERS] == ["running", "running"]
+    assert [fleet.state(name) for name in MACHINES] == ["running", "running", "running"]
     line = [entry for dummy, entry in fleet.journal(WORKERS[0]) if "decision=idle" in entry][-1]
     print("\n[roles] dry run: %s" % line)
     assert 'result="would stop"' in line
@@ -155,61 +172,130 @@ def test_idle_worker_is_stopped_through_cloudapi(fleet):
     wait_until(lambda: fleet.connected_workers() == total, timeout=90, interval=1, what="worker1 rejoined the master")
 
 
-def test_busy_workers_are_not_stopped_during_a_long_test(fleet, target):
+class HostClock:
+    """Steps this host's wall clock, and with it every nspawn machine's (one kernel); restore()
+    puts it back where it would be without the steps (the monotonic clock never moved)."""
+
+    def __init__(self):
+        self.offset = time.time() - time.monotonic()
+
+    @staticmethod
+    def step(seconds):
+        time.clock_settime(time.CLOCK_REALTIME, time.time() + seconds)
+
+    def restore(self):
+        time.clock_settime(time.CLOCK_REALTIME, time.monotonic() + self.offset)
+
+
+def fall_back_zone(at):
+    """A compiled time zone (zic) whose daylight-saving time ends at epoch ``at``: the hour before
+    it is lived twice, as in New York on the first Sunday of November."""
+    when = time.gmtime(at)
+    source = ("Rule LF %d only - Jan 1 0:00u 1:00 D\nRule LF %d only - %s %d %02d:%02d:%02du 0 S\n"
+              "Zone Locustfleet/FallBack -5:00 LF X%%sT\n" % (when.tm_year, when.tm_year, time.strftime("%b", when),
+                                                               when.tm_mday, when.tm_hour, when.tm_min, when.tm_sec))
+    import tempfile  # pylint: disable=import-outside-toplevel
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(tmp + "/zone", "w") as handle:
+            handle.write(source)
+        subprocess.run(["zic", "-d", tmp, tmp + "/zone"], check=True)
+        with open(tmp + "/Locustfleet/FallBack", "rb") as handle:
+            return handle.read()
+
+
+def activity_lines(fleet, name):
+    return fleet.out(name, "cat /var/log/locust/activity_*.log", check=False).splitlines()
+
+
+def test_busy_machines_are_not_stopped_with_zero_users_dst_clock_steps_and_a_broken_state(fleet, target):
+    """One test of 3 x idle_timeout with fewer users than worker processes: a LoadTestShape with 0
+    users for 50 s, then 1 user (the issue's case: a 1-user test on 2 workers x 2 processes). On
+    every machine a time zone whose daylight saving ends during the test; this host's clock
+    stepped STEP s forward and back; worker2's state file broken. Nothing may be stopped."""
     total = sum(expected_processes(fleet).values())
-    run_time = 3 * IDLE_TIMEOUT + 15
-    fleet.run("master", "systemd-run --unit=locust-longrun --collect /opt/locust/bin/locust-headless -u 8 -r 8 -t %ds "
-              "-w %d -o /var/lib/locust/reports/long -H %s" % (run_time, total, target.url))
-    target.reset()
-    wait_until(lambda: set(target.snapshot()) == worker_names(fleet), timeout=90, interval=1,
-               what="load from every worker process")
-    load_started = time.time()
-    fleet.apply("watcher.yml", limit="worker2", extra_vars={"idle_dry_run": False})  # now both act for real
+    assert total >= 2  # so 1 user leaves a worker process with 0 users
+    run_time = 180  # rampshape.py END
+    # the time zone, active for every process started from now on
+    zone = base64.b64encode(fall_back_zone(time.time() + 120)).decode()
+    for name in MACHINES:
+        fleet.run(name, "mkdir -p /usr/local/share/zoneinfo/Locustfleet && echo %s | base64 -d > "
+                  "/usr/local/share/zoneinfo/Locustfleet/FallBack && ln -sf /usr/local/share/zoneinfo/Locustfleet/FallBack "
+                  "/etc/localtime && systemctl restart %s" % (zone, "locust-master" if name == "master" else "supervisor"))
+        assert fleet.out(name, "date +%Z") == "XDT"
+    wait_until(lambda: fleet.connected_workers() == total, timeout=90, interval=1, what="workers back on the master")
+    fleet.apply("watcher.yml", extra_vars={"idle_dry_run": False})  # every watcher acts for real from now on
     stops_before = stop_calls(fleet)
-    while fleet.out("master", "systemctl is-active locust-longrun", check=False) in ("active", "activating"):
-        assert [fleet.state(name) for name in WORKERS] == ["running", "running"]
-        assert stop_calls(fleet) == stops_before
-        time.sleep(3)
-    load_ended = time.time()
-    busy_for = load_ended - load_started
-    assert busy_for >= 3 * IDLE_TIMEOUT, busy_for
+    fleet.run("master", "systemd-run --unit=locust-busyrun --collect /opt/locust/bin/locust-headless -u 1 -r 1 -t 600s "
+              "-w %d -o /var/lib/locust/reports/busy -H %s -- -f /opt/locust/tests/fleetcheck.py,"
+              "/opt/locust/tests/rampshape.py,/opt/locust/tests/locustfleet_activity.py" % (total, target.url))
+    started = time.monotonic()
+    clock = HostClock()
+    done = {"forward": None, "back": None, "state": None}
+    try:
+        while fleet.out("master", "systemctl is-active locust-busyrun", check=False) in ("active", "activating"):
+            assert [fleet.state(name) for name in MACHINES] == ["running"] * 3
+            assert stop_calls(fleet) == stops_before
+            elapsed = time.monotonic() - started
+            if elapsed > 90 and done["forward"] is None:
+                clock.step(STEP)
+                done["forward"] = time.monotonic()
+            if done["forward"] and time.monotonic() - done["forward"] > 2 * WATCH_INTERVAL + 2 and done["back"] is None:
+                clock.restore()  # a step of STEP s backwards
+                done["back"] = time.monotonic()
+            if elapsed > 130 and done["state"] is None:
+                fleet.run("worker2", "echo '{\"version\": 2, \"files\": [\"broken' > %s" % STATE)
+                done["state"] = time.monotonic()
+            assert elapsed < run_time + 120, "the test did not end"
+            time.sleep(2)
+    finally:
+        clock.restore()
+    ended = time.monotonic()
+    assert ended - started >= 3 * IDLE_TIMEOUT and all(done.values()), done
     assert stop_calls(fleet) == stops_before
-    report = json.loads(fleet.out("master", "cat /var/lib/locust/reports/long/report.json"))
+    assert [fleet.state(name) for name in MACHINES] == ["running"] * 3
+    # the time zone did fall back during the test: the workers' Locust logs went from XDT hours to XST hours
+    assert fleet.out("master", "date +%Z") == "XST"
+    # worker processes with 0 users took part and ticked
+    zero = [line for name in WORKERS for line in activity_lines(fleet, name)
+            if " event=tick " in line and " users=0 " in line and " state=running " in line]
+    assert zero, "no tick with 0 users"
+    report = json.loads(fleet.out("master", "cat /var/lib/locust/reports/busy/report.json"))
     assert sum(entry["num_requests"] for entry in report if entry["name"] == "/") > 0
-    for name in WORKERS:
-        # every watcher run while the load ran (after the switch to real actions) said busy
+    for name in MACHINES:
         during = [line for stamp, line in fleet.journal(name)
-                  if load_started + 2 * WATCH_INTERVAL <= stamp <= load_ended - 5 and line.startswith("decision=")]
-        assert len(during) >= 3 * IDLE_TIMEOUT / WATCH_INTERVAL - 8, during
-        assert all(line.startswith("decision=busy") for line in during), during
-    print("\n[roles] %.0fs of load (3 x idle_timeout = %ds): no machine stopped; e.g. %s"
-          % (busy_for, 3 * IDLE_TIMEOUT, during[-1]))
+                  if started + 2 * WATCH_INTERVAL <= stamp <= ended - 2 and line.startswith("decision=")]
+        assert len(during) >= (ended - started) / WATCH_INTERVAL - 12, during
+        assert all(line.startswith("decision=busy") for line in during), [x for x in during if "busy" not in x]
+    replaced = [line for stamp, line in fleet.journal("worker2") if stamp >= done["state"] and "state file" in line]
+    assert replaced and "replaced" in replaced[0], replaced
+    stepped = [line for name in MACHINES for stamp, line in fleet.journal(name) if "from now" in line]
+    print("\n[roles] %.0fs test with 1 user over %d worker processes (0 users for the first 50 s), DST fall-back, "
+          "clock +%ds and back, worker2 state broken: nothing stopped; %d zero-user ticks; after the step: %s; "
+          "state: %s" % (ended - started, total, STEP, len(zero), stepped[:1], replaced[0]))
+    fleet.busy_run_ended = ended
 
 
-def test_workers_are_stopped_when_the_master_is_gone(fleet):
-    stops_before = stop_calls(fleet)
-    fleet.action("master", "stop")
-    fleet.wait_state("master", "stopped")
-    gone = time.monotonic()
-    seen = {name: {"no_master_lines": False, "decisions": []} for name in WORKERS}
-
-    def all_stopped():
-        for name in WORKERS:
-            if fleet.state(name) == "stopped":
-                continue
-            res = fleet.run(name, "grep -h 'Failed to connect to master' /var/log/locust/worker_*.log | tail -1; "
-                            "journalctl -q -o cat -t locustfleet-idle-watcher -n 1 --no-pager", check=False, timeout=20)
-            if res.returncode == 0:
-                seen[name]["no_master_lines"] |= "Failed to connect to master" in res.stdout
-                seen[name]["decisions"].append(res.stdout.strip().splitlines()[-1])
-        return all(fleet.state(name) == "stopped" for name in WORKERS)
-    wait_until(all_stopped, timeout=IDLE_TIMEOUT + 120, interval=2, what="both workers stopped")
-    print("\n[roles] workers stopped %.0fs after the master; last decisions seen: %s"
-          % (time.monotonic() - gone, {n: s["decisions"][-1:] for n, s in seen.items()}))
-    assert stop_calls(fleet) == stops_before + 1 + 2  # the master by the test, each worker by its watcher
-    for name in WORKERS:
+def test_a_forgotten_fleet_ends_fully_stopped(fleet):
+    """After the last test nobody runs another: every worker and the master are stopped within
+    idle_timeout + 2 timer periods, even with the clock stepped back right after the test."""
+    ended = fleet.busy_run_ended
+    clock = HostClock()
+    clock.step(-STEP)
+    requested = {}
+    try:
+        def all_requested():
+            for name in MACHINES:
+                if name not in requested and fleet.state(name) != "running":
+                    requested[name] = time.monotonic() - ended
+            return len(requested) == len(MACHINES)
+        wait_until(all_requested, timeout=STOP_BOUND + 60, interval=1, what="every machine stopped by its watcher")
+    finally:
+        clock.restore()
+    print("\n[roles] forgotten fleet: seconds from the end of the test to each stop: %s (bound %ds = idle_timeout "
+          "%ds + 2 x %ds + 5)" % ({n: round(v) for n, v in requested.items()}, STOP_BOUND, IDLE_TIMEOUT, WATCH_INTERVAL))
+    assert all(IDLE_TIMEOUT - 2 * WATCH_INTERVAL <= took <= STOP_BOUND for took in requested.values()), requested
+    for name in MACHINES:
+        fleet.wait_state(name, "stopped")
         assert watcher_stops(fleet, name), fleet.audit(name)
-        # the workers' "Failed to connect to master" retries did not keep them up
-        logs = "".join(fleet.upper_file(name, "/var/log/locust/worker_%02d.log" % i)
-                       for i in range(expected_processes_stopped(fleet, name)))
-        assert seen[name]["no_master_lines"] or "Failed to connect to master" in logs, seen[name]
+    tags = {name: fleet.client.get(fleet.path(name), expect=dict)["tags"] for name in MACHINES}
+    assert {t["locustfleet.cluster"] for t in tags.values()} == {CLUSTER}

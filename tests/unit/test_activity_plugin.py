@@ -192,6 +192,13 @@ def test_a_connected_worker_without_a_test_writes_nothing(locusts, target):
     assert "ready" in _workers_state(web_port)
     time.sleep(4)  # four tick intervals
     assert [locusts.lines(name) for name in ("worker_00", "worker_01", "master")] == [[], [], []]
+    # the master goes away: Locust fires test_stop in the quitting idle workers, which is no activity
+    master, workers = locusts.procs[0], locusts.procs[1:]
+    master.send_signal(signal.SIGTERM)
+    for proc in workers:
+        proc.wait(timeout=30)
+    assert "Got quit message" in (locusts.tmp / "worker_00.log").read_text()
+    assert [locusts.lines(name) for name in ("worker_00", "worker_01", "master")] == [[], [], []]
 
 
 def _workers_state(port):

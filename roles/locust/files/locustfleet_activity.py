@@ -11,9 +11,10 @@ So this plugin writes what the idle watcher needs into an activity file of its o
     ts=1796300030.125 event=tick role=worker state=running users=0 pid=812 seq=2
     ts=1796300041.870 event=stop role=worker state=stopping users=0 pid=812 seq=3
 
-``start``/``stop`` on Locust's test_start/test_stop, ``tick`` every LOCUSTFLEET_ACTIVITY_INTERVAL
-seconds (default 30) while the runner takes part in a test (state spawning or running), whatever
-its number of users. ``ts`` is epoch seconds (never local time); masters, workers and standalone
+``start``/``stop`` on Locust's test_start/test_stop (a test_stop without a test before it, as
+when an idle worker quits, writes nothing), ``tick`` every LOCUSTFLEET_ACTIVITY_INTERVAL seconds
+(default 30) while the runner takes part in a test (state spawning or running), whatever its
+number of users. ``ts`` is epoch seconds (never local time); masters, workers and standalone
 runs all write. The Locust log itself gets nothing.
 """
 
@@ -58,6 +59,7 @@ class ActivityLog:
         self.clock = clock
         self.seq = 0
         self.failing = False
+        self.in_test = False
 
     def write(self, event, runner):
         self.seq += 1
@@ -100,10 +102,14 @@ def on_init(environment, **kwargs):  # pylint: disable=unused-argument
 @events.test_start.add_listener
 def on_test_start(environment, **kwargs):  # pylint: disable=unused-argument
     if _activity is not None:
+        _activity.in_test = True
         _activity.write("start", environment.runner)
 
 
 @events.test_stop.add_listener
 def on_test_stop(environment, **kwargs):  # pylint: disable=unused-argument
-    if _activity is not None:
+    # Locust fires test_stop when an idle worker quits too (its master restarted or went away):
+    # that is no activity, or a restart loop would keep an idle machine busy.
+    if _activity is not None and _activity.in_test:
+        _activity.in_test = False
         _activity.write("stop", environment.runner)
