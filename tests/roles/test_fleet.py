@@ -11,6 +11,7 @@ left (see conftest.py for the timings used).
 import base64
 import json
 import subprocess
+import tempfile
 import time
 
 from rolesutil import CLUSTER, IDLE_TIMEOUT, MACHINES, WATCH_INTERVAL, WORKERS, wait_until
@@ -191,10 +192,9 @@ def fall_back_zone(at):
     """A compiled time zone (zic) whose daylight-saving time ends at epoch ``at``: the hour before
     it is lived twice, as in New York on the first Sunday of November."""
     when = time.gmtime(at)
+    fields = (when.tm_year, when.tm_year, time.strftime("%b", when), when.tm_mday, when.tm_hour, when.tm_min, when.tm_sec)
     source = ("Rule LF %d only - Jan 1 0:00u 1:00 D\nRule LF %d only - %s %d %02d:%02d:%02du 0 S\n"
-              "Zone Locustfleet/FallBack -5:00 LF X%%sT\n" % (when.tm_year, when.tm_year, time.strftime("%b", when),
-                                                               when.tm_mday, when.tm_hour, when.tm_min, when.tm_sec))
-    import tempfile  # pylint: disable=import-outside-toplevel
+              "Zone Locustfleet/FallBack -5:00 LF X%%sT\n" % fields)
     with tempfile.TemporaryDirectory() as tmp:
         with open(tmp + "/zone", "w") as handle:
             handle.write(source)
