@@ -43,12 +43,12 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "collections")]
 
 from support.control import route_calls, sim_client  # noqa: E402  (needs the path above)
+from support.watcher import deploy_client, fake_mdata_get  # noqa: E402
 from tritonsim.testing import launcher  # noqa: E402
 
 WATCHER = REPO / "roles" / "locust_idle_watcher" / "files" / "locustfleet_idle_watcher.py"
@@ -240,30 +240,6 @@ def cpu_bench(work, repeat, new, old, old_script):
 
 # ---------------------------------------------------------------------------------------------
 # 2. detection latency
-
-def client_files():
-    """The module_utils files the role copies (task "Install the collection's CloudAPI client")."""
-    tasks = yaml.safe_load((REPO / "roles" / "locust_idle_watcher" / "tasks" / "main.yml").read_text())
-    (task,) = [t for t in tasks if t.get("name") == "Install the collection's CloudAPI client"]
-    return tuple(task["loop"])
-
-
-def deploy_client(work):
-    package = work / "lib" / "locustfleet_cloudapi"
-    package.mkdir(parents=True)
-    for name in client_files():
-        shutil.copy(REPO / "plugins" / "module_utils" / name, package / name)
-    (package / "__init__.py").write_text("")
-    return str(work / "lib")
-
-
-def fake_mdata_get(work, machine_id):
-    script = work / "mdata-get"
-    script.write_text('#!/bin/sh\n[ "$1" = "sdc:uuid" ] && echo %s && exit 0\necho "No metadata for $1" >&2\nexit 1\n'
-                      % machine_id)
-    script.chmod(0o755)
-    return str(script)
-
 
 class FakePlugin(threading.Thread):
     """Writes start, a tick every second for ``busy`` seconds and stop into each activity file, as the

@@ -9,28 +9,20 @@ import ast
 import importlib.util
 import json
 import os
-import shutil
 import stat
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sim.signer import client_for
 from support import scripted
+from support.watcher import deploy_client, fake_mdata_get, role_client_files
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "roles" / "locust_idle_watcher" / "files" / "locustfleet_idle_watcher.py"
 MODULE_UTILS = REPO / "plugins" / "module_utils"
-
-
-def role_client_files():
-    """The module_utils files the role copies (the loop of "Install the collection's CloudAPI client")."""
-    tasks = yaml.safe_load((REPO / "roles" / "locust_idle_watcher" / "tasks" / "main.yml").read_text())
-    (task,) = [t for t in tasks if t.get("name") == "Install the collection's CloudAPI client"]
-    return tuple(task["loop"])
 
 
 CLIENT_FILES = role_client_files()
@@ -458,30 +450,11 @@ def test_the_role_deploys_everything_the_client_imports():
         needed - set(CLIENT_FILES))
 
 
-def deploy_client(tmp_path):
-    """The collection's client files as the package locustfleet_cloudapi, as the role installs them."""
-    lib = tmp_path / "lib"
-    package = lib / "locustfleet_cloudapi"
-    package.mkdir(parents=True)
-    for name in CLIENT_FILES:
-        shutil.copy(MODULE_UTILS / name, package / name)
-    (package / "__init__.py").write_text("")
-    return lib
-
-
 def deploy_client_on_path(tmp_path):
     lib = str(deploy_client(tmp_path))
     if lib not in os.sys.path:
         os.sys.path.insert(0, lib)
     return lib
-
-
-def fake_mdata_get(tmp_path, machine_id):
-    script = tmp_path / "mdata-get"
-    script.write_text('#!/bin/sh\n[ "$1" = "sdc:uuid" ] && echo %s && exit 0\necho "No metadata for $1" >&2\nexit 1\n'
-                      % machine_id)
-    script.chmod(0o755)
-    return str(script)
 
 
 FLEET_TAGS = {"locustfleet.cluster": "c1", "locustfleet.role": "worker"}
