@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from rolesutil import CLUSTER, IDLE_TIMEOUT, MACHINES, WATCH_INTERVAL, WORKERS, wait_until
+from rolesutil import CLUSTER, IDLE_GRACE, IDLE_TIMEOUT, MACHINES, WATCH_INTERVAL, WORKERS, wait_until
 
 KEY = "/etc/locustfleet-idle-watcher/cloudapi.key"
 STATE = "/var/lib/locustfleet-idle-watcher/state.json"
@@ -223,7 +223,10 @@ def test_busy_machines_are_not_stopped_with_zero_users_dst_clock_steps_and_a_bro
                   "/etc/localtime && systemctl restart %s" % (zone, "locust-master" if name == "master" else "supervisor"))
         assert fleet.out(name, "date +%Z") == "XDT"
     wait_until(lambda: fleet.connected_workers() == total, timeout=90, interval=1, what="workers back on the master")
-    fleet.apply("watcher.yml", extra_vars={"idle_dry_run": False})  # every watcher acts for real from now on
+    # Every watcher acts for real from now on, with a new config on every machine, so idle time
+    # counts from here: worker1, started again above and used by no test since, is rightly idle
+    # by now, and with an unchanged config its watcher would stop it before the test begins.
+    fleet.apply("watcher.yml", extra_vars={"idle_dry_run": False, "idle_grace": IDLE_GRACE + 1})
     stops_before = stop_calls(fleet)
     fleet.run("master", "systemd-run --unit=locust-busyrun --collect /opt/locust/bin/locust-headless -u 1 -r 1 -t 600s "
               "-w %d -o /var/lib/locust/reports/busy -H %s -- -f /opt/locust/tests/fleetcheck.py,"

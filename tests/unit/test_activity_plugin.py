@@ -146,7 +146,7 @@ def headless(locusts, target, users, run_time, files=("locustfile.py",), workers
     master = locusts.master("--headless", "-u", str(users), "-r", "10", "-t", run_time, "--expect-workers",
                             str(workers), "--expect-workers-max-wait", "60", "-H", target, "--exit-code-on-error", "0",
                             files=files)
-    _, err = master.communicate(timeout=120)
+    err = master.communicate(timeout=120)[1]
     assert master.returncode == 0, err.decode()[-3000:]
     return started
 

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import stat
-import threading
 import time
 from pathlib import Path
 
@@ -62,7 +61,7 @@ class Box:
                            signature=W.config_signature(str(self.config_path)))
         self.config.update(overrides)
         self.actions = []
-        self.fail_actions = None
+        self.failure = None  # the exception the action raises, if any
         self.boot_key = BOOT_KEY
         self.t0 = T0
         self.booted = 1000.0  # on the boot clock: up for UP seconds at t0
@@ -81,8 +80,8 @@ class Box:
             handle.write(line(t + self.skew, event, users, seq=self.seq))
 
     def _act(self, config, action):
-        if self.fail_actions:
-            raise self.fail_actions
+        if self.failure is not None:
+            raise self.failure
         self.actions.append(action)
         return "%s done" % action
 
@@ -305,6 +304,7 @@ def test_a_new_boot_gets_a_new_grace_period_and_old_lines_are_not_new(box):
     "{not json", "[]", '"x"', "{}", '{"version": 1, "files": {}}',
     '{"version": 2, "files": [], "last_active": "yesterday", "acted": {"at": "x"}}',
     '{"version": 2, "last_run": null, "configured": true, "boot": 7}',
+    '{"version": 2, "last_active": NaN, "last_run": Infinity}',
 ])
 def test_a_malformed_state_file_is_reported_and_replaced(box, content):
     box.write(T0 - 30)
@@ -342,16 +342,16 @@ def test_an_action_is_not_repeated_within_retry_after_and_a_failed_one_is(box):
     assert box.actions == ["stop"] and "action=skipped" in text
     box.run(T0 + W.RETRY_AFTER + 1)
     assert box.actions == ["stop", "stop"]
-    box.fail_actions = RuntimeError("CloudAPI said no")
+    box.failure = RuntimeError("CloudAPI said no")
     decision, text, status = box.run(T0 + 2 * W.RETRY_AFTER + 2)
     assert status == 1 and 'result="failed: CloudAPI said no"' in text
-    box.fail_actions = None
+    box.failure = None
     box.run(T0 + 2 * W.RETRY_AFTER + 62)
     assert box.actions == ["stop", "stop", "stop"]
 
 
 def test_not_our_machine_is_refused_and_logged(box):
-    box.fail_actions = W.NotOurMachine("machine m-1 has tag locustfleet.cluster=\"other\", not \"c1\"")
+    box.failure = W.NotOurMachine("machine m-1 has tag locustfleet.cluster=\"other\", not \"c1\"")
     decision, text, status = box.run(T0)
     assert decision.idle and status == 1 and "action=refused" in text and "not done: machine m-1" in text
 

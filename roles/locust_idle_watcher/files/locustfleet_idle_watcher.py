@@ -31,6 +31,7 @@ import argparse
 import errno
 import glob
 import json
+import math
 import os
 import re
 import shutil
@@ -147,7 +148,7 @@ def read_now(proc="/proc"):
 # state
 
 def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _STATE_FIELDS = {
