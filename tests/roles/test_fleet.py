@@ -21,7 +21,10 @@ STATE = "/var/lib/locustfleet-idle-watcher/state.json"
 # The time a stop takes to show: one watcher run may start just before the idle_timeout is
 # reached (one period), the next one acts; then CloudAPI and this test's 1 s polling.
 STOP_BOUND = IDLE_TIMEOUT + 2 * WATCH_INTERVAL + 5
-STEP = 100  # seconds of the tests' clock steps: more than idle_timeout, so a wall-clock watcher fails
+# Seconds of the tests' clock steps: more than idle_timeout, so a wall-clock watcher fails, and less
+# than Locust's MASTER_HEARTBEAT_TIMEOUT (60 s, compared on the wall clock: a bigger forward step
+# makes every worker quit the test by itself).
+STEP = 50
 
 
 def expected_processes(fleet):
