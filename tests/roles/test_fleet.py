@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from rolesutil import CLUSTER, IDLE_GRACE, IDLE_TIMEOUT, MACHINES, WATCH_INTERVAL, WORKERS, wait_until
+from rolesutil import CLUSTER, IDLE_TIMEOUT, MACHINES, WATCH_INTERVAL, WORKERS, wait_until
 
 KEY = "/etc/locustfleet-idle-watcher/cloudapi.key"
 STATE = "/var/lib/locustfleet-idle-watcher/state.json"
@@ -25,6 +25,7 @@ STOP_BOUND = IDLE_TIMEOUT + 2 * WATCH_INTERVAL + 5
 # than Locust's MASTER_HEARTBEAT_TIMEOUT (60 s, compared on the wall clock: a bigger forward step
 # makes every worker quit the test by itself).
 STEP = 50
+REJOIN_GRACE = 90
 
 
 def expected_processes(fleet):
@@ -160,22 +161,6 @@ def test_dry_run_decides_idle_and_stops_nothing(fleet):
     assert 'result="would stop"' in line
 
 
-def test_idle_worker_is_stopped_through_cloudapi(fleet):
-    fleet.sim.reset_stats()
-    fleet.apply("watcher.yml", limit="worker1", extra_vars={"idle_dry_run": False})
-    started = time.monotonic()
-    fleet.wait_state("worker1", "stopped", timeout=IDLE_TIMEOUT + 90)
-    print("\n[roles] idle worker1 stopped %.0fs after the watcher went live" % (time.monotonic() - started))
-    assert stop_calls(fleet) == 1
-    assert len(watcher_stops(fleet, "worker1")) == 1
-    assert fleet.state("worker2") == "running"  # still dry-run
-    # started again, it is a worker again without any Ansible run (supervisord at boot, master from mdata)
-    fleet.action("worker1", "start")
-    fleet.wait_state("worker1", "running")
-    total = sum(expected_processes(fleet).values())
-    wait_until(lambda: fleet.connected_workers() == total, timeout=90, interval=1, what="worker1 rejoined the master")
-
-
 class HostClock:
     """Steps this host's wall clock, and with it every nspawn machine's (one kernel); restore()
     puts it back where it would be without the steps (the monotonic clock never moved)."""
@@ -226,10 +211,9 @@ def test_busy_machines_are_not_stopped_with_zero_users_dst_clock_steps_and_a_bro
                   "/etc/localtime && systemctl restart %s" % (zone, "locust-master" if name == "master" else "supervisor"))
         assert fleet.out(name, "date +%Z") == "XDT"
     wait_until(lambda: fleet.connected_workers() == total, timeout=90, interval=1, what="workers back on the master")
-    # Every watcher acts for real from now on, with a new config on every machine, so idle time
-    # counts from here: worker1, started again above and used by no test since, is rightly idle
-    # by now, and with an unchanged config its watcher would stop it before the test begins.
-    fleet.apply("watcher.yml", extra_vars={"idle_dry_run": False, "idle_grace": IDLE_GRACE + 1})
+    # Every watcher acts for real from now on (idle time counts from this new config). The longer
+    # grace is for the last test, which starts the machines again and watches them rejoin.
+    fleet.apply("watcher.yml", extra_vars={"idle_dry_run": False, "idle_grace": REJOIN_GRACE})
     stops_before = stop_calls(fleet)
     fleet.run("master", "systemd-run --unit=locust-busyrun --collect /opt/locust/bin/locust-headless -u 1 -r 1 -t 600s "
               "-w %d -o /var/lib/locust/reports/busy -H %s -- -f /opt/locust/tests/fleetcheck.py,"
@@ -305,3 +289,17 @@ def test_a_forgotten_fleet_ends_fully_stopped(fleet):
         assert watcher_stops(fleet, name), fleet.audit(name)
     tags = {name: fleet.client.get(fleet.path(name), expect=dict)["tags"] for name in MACHINES}
     assert {t["locustfleet.cluster"] for t in tags.values()} == {CLUSTER}
+
+
+def test_machines_started_again_rejoin_without_ansible(fleet):
+    """Stopped by their watchers and started again, the machines are a fleet again without any
+    Ansible run: supervisord starts the workers at boot and they read the master from metadata."""
+    for name in MACHINES:
+        fleet.action(name, "start")
+    for name in MACHINES:
+        fleet.wait_state(name, "running")
+    started = time.monotonic()
+    total = sum(expected_processes(fleet).values())
+    wait_until(lambda: fleet.connected_workers() == total, timeout=REJOIN_GRACE, interval=1,
+               what="the workers rejoined the master")
+    print("\n[roles] started again: %d worker processes back on the master after %.0fs" % (total, time.monotonic() - started))
