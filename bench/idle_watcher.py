@@ -29,7 +29,6 @@
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import re
@@ -48,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "collections")]
 
 from support.control import route_calls, sim_client  # noqa: E402  (needs the path above)
-from support.watcher import deploy_client, fake_mdata_get  # noqa: E402
+from support.watcher import activity_line, deploy_client, fake_mdata_get, load_script  # noqa: E402
 from tritonsim.testing import launcher  # noqa: E402
 
 WATCHER = REPO / "roles" / "locust_idle_watcher" / "files" / "locustfleet_idle_watcher.py"
@@ -57,13 +56,6 @@ MIB = 1 << 20
 LOG_SIZE = 50 * MIB  # the role's locust_log_maxsize (logrotate's 50M)
 FILES = 8
 FLEET_TAGS = {"locustfleet.cluster": "bench", "locustfleet.role": "worker"}
-
-
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, str(path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,8 +112,7 @@ def activity_block(worker, start):
     lines, seq = [], 0
     while seq % 1000 or sum(len(x) for x in lines) < MIB:
         seq += 1
-        lines.append("ts=%.3f event=tick role=worker state=running users=%d pid=%d seq=%d\n"
-                     % (start + seq, seq % 5, 800 + worker, seq))
+        lines.append(activity_line(start + seq, users=seq % 5, pid=800 + worker, seq=seq))
     return "".join(lines).encode("ascii"), start + seq
 
 
@@ -256,8 +247,7 @@ class FakePlugin(threading.Thread):
         for number, path in enumerate(self.paths):
             ts = time.time()
             with open(path, "a", encoding="ascii") as handle:
-                handle.write("ts=%.3f event=%s role=worker state=%s users=0 pid=%d seq=%d\n"
-                             % (ts, event, state, 900 + number, seq))
+                handle.write(activity_line(ts, event, state=state, pid=900 + number, seq=seq))
             self.lines += 1
             self.last_ts = ts
             self.first_ts = self.first_ts or ts
@@ -354,14 +344,14 @@ def main():
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
 
-    new = load_module(WATCHER, "watcher_new")
+    new = load_script(WATCHER, "watcher_new")
     work = Path(tempfile.mkdtemp(prefix="bench-idle-watcher-"))
     ok = True
     try:
         old_path = work / ("locustfleet_idle_watcher_%s.py" % OLD_COMMIT)
         old_path.write_bytes(subprocess.run(["git", "show", "%s:%s" % (OLD_COMMIT, WATCHER.relative_to(REPO))],
                                             cwd=REPO, check=True, capture_output=True).stdout)
-        old = load_module(old_path, "watcher_old")
+        old = load_script(old_path, "watcher_old")
         started = time.monotonic()
         if not args.skip_cpu:
             cpu_bench(work, args.repeat, new, old, old_path)

@@ -1,6 +1,8 @@
-"""The idle watcher's surroundings on this machine, for its tests and its bench: the collection's
-CloudAPI client deployed as the role deploys it, and a fake mdata-get."""
+"""The idle watcher's surroundings on this machine, for its tests and its bench: the watcher loaded
+as a module, activity lines as the plugin writes them, the collection's CloudAPI client deployed
+as the role deploys it, and a fake mdata-get."""
 
+import importlib.util
 from pathlib import Path
 import shutil
 
@@ -8,6 +10,19 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE_UTILS = REPO / "plugins" / "module_utils"
+
+
+def load_script(path, name):
+    """A script that is no package (the watcher, an old version of it) as a module."""
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def activity_line(ts, event="tick", users=0, state="running", role="worker", pid=100, seq=1):
+    """One line as the activity plugin (roles/locust/files/locustfleet_activity.py) writes it."""
+    return "ts=%.3f event=%s role=%s state=%s users=%d pid=%d seq=%d\n" % (ts, event, role, state, users, pid, seq)
 
 
 def role_client_files():

@@ -7,6 +7,7 @@ also under a LoadTestShape that starts at 0 users); the master writes too; a wor
 a master without a running test writes nothing; and the Locust log gets none of it.
 """
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -202,8 +204,6 @@ def test_a_connected_worker_without_a_test_writes_nothing(locusts, target):
 
 
 def _workers_state(port):
-    import json  # pylint: disable=import-outside-toplevel
-    import urllib.request  # pylint: disable=import-outside-toplevel
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/stats/requests" % port, timeout=2) as answer:
             workers = json.loads(answer.read())["workers"]

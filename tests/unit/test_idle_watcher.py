@@ -6,10 +6,10 @@ client code deployed the way the role deploys it, including the check that the m
 fleet's before stopping it."""
 
 import ast
-import importlib.util
 import json
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pytest
 
 from sim.signer import client_for
 from support import scripted
-from support.watcher import deploy_client, fake_mdata_get, role_client_files
+from support.watcher import activity_line as line, deploy_client, fake_mdata_get, load_script, role_client_files
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "roles" / "locust_idle_watcher" / "files" / "locustfleet_idle_watcher.py"
@@ -31,19 +31,7 @@ UP = 3600.0  # the machine has been up this long at T0, unless a test says other
 BOOT_KEY = "boot-1/0"
 
 
-def load_watcher():
-    spec = importlib.util.spec_from_file_location("locustfleet_idle_watcher_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-W = load_watcher()
-
-
-def line(ts, event="tick", users=0, state="running", role="worker", pid=100, seq=1):
-    """One line as the activity plugin writes it."""
-    return "ts=%.3f event=%s role=%s state=%s users=%d pid=%d seq=%d\n" % (ts, event, role, state, users, pid, seq)
+W = load_script(SCRIPT, "locustfleet_idle_watcher_under_test")
 
 
 class Box:
@@ -452,8 +440,8 @@ def test_the_role_deploys_everything_the_client_imports():
 
 def deploy_client_on_path(tmp_path):
     lib = str(deploy_client(tmp_path))
-    if lib not in os.sys.path:
-        os.sys.path.insert(0, lib)
+    if lib not in sys.path:
+        sys.path.insert(0, lib)
     return lib
 
 
