@@ -113,7 +113,9 @@ def test_headless_run_sends_requests_from_every_worker_process(fleet, target):
             "master.log"} <= set(reports)
     report = json.loads(fleet.out("master", "cat /var/lib/locust/reports/smoke/report.json"))
     requests = sum(entry["num_requests"] for entry in report if entry["name"] == "/")
-    assert requests == sum(counts.values())
+    # when the run time is up Locust kills its users at once: a request already answered by the
+    # target but not yet recorded is lost, at most one per user (-u 20); CI saw 1952 of 1955
+    assert sum(counts.values()) - 20 <= requests <= sum(counts.values()), (requests, counts)
     # the service is back and the workers (restarted by supervisord) rejoined it
     assert fleet.out("master", "systemctl is-active locust-master") == "active"
     wait_until(lambda: fleet.connected_workers() == total, timeout=60, interval=1, what="workers back on the service")
