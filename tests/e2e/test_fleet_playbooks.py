@@ -132,14 +132,19 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     assert "Image %s-worker@%s (%s)" % (CLUSTER, image["version"], image["id"]) in output
     assert fleet(sim) == {}  # the template machine is gone
     assert recap["localhost"]["failed"] == 0
+    # The image has the watcher but not its CloudAPI key: every clone would carry it.
+    image_root = Path(sim.data_dir) / "nspawn" / "images" / image["id"] / "rootfs"
+    assert (image_root / "etc/locustfleet-idle-watcher/config.json").is_file()
+    assert not (image_root / "etc/locustfleet-idle-watcher/cloudapi.key").exists()
 
-    # The fleet, workers from that image: no role runs on them, they find the master by metadata.
+    # The fleet, workers from that image: no role runs on them, they find the master by metadata;
+    # the one change on each is the watcher's key.
     output, recap = run(cloud, "spawn_slaves", "count=3", "worker_image=%s-worker" % CLUSTER)
     machines = fleet(sim)
     workers = workers_of(sim)
     assert workers == ["e2e-worker-1", "e2e-worker-2", "e2e-worker-3"] and "e2e-master" in machines
     assert {machines[name]["image"] for name in workers} == {image["id"]}
-    assert all(recap[name]["changed"] == 0 for name in workers), recap
+    assert all(recap[name]["changed"] == 1 for name in workers), recap
     summary = re.search(r"with (\d+) worker processes on (\d+) worker machines", output)
     assert summary and summary.group(2) == "3"
     processes = int(summary.group(1))

@@ -2,13 +2,18 @@
 
 import fcntl
 import os
+import pwd
 import shlex
+import shutil
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from support.control import REPO, control_env, live_machines as machines, stop_machines
-from support.installed import cron_line
+from support.installed import cron_command, cron_line
 
 TEARDOWN = REPO / "playbooks" / "teardown.yml"
 SCHEDULE = REPO / "playbooks" / "schedule_teardown.yml"
@@ -86,3 +91,71 @@ def test_schedule_teardown_installs_a_locked_job_that_tears_down(tritonsim, play
     finally:
         playbook(tritonsim, SCHEDULE, extra_vars={"cluster": cluster, "schedule_state": "absent"})
     assert not os.path.exists(env_file)
+
+
+@pytest.fixture
+def job_user():
+    """A real unprivileged user with its own home, as the person who schedules the teardown."""
+    if os.geteuid() != 0:
+        pytest.fail("this test creates a user: run it as root (tests/run does)")
+    base = tempfile.mkdtemp(prefix="locustfleet-user-", dir="/tmp")
+    os.chmod(base, 0o755)
+    name = "lfsched%d" % (os.getpid() % 100000)
+    home = os.path.join(base, "home")
+    subprocess.run(["useradd", "--no-create-home", "--home-dir", home, "--shell", "/bin/sh", name], check=True)
+    try:
+        os.mkdir(home, 0o700)
+        shutil.chown(home, name, name)
+        yield name, Path(home)
+    finally:
+        subprocess.run(["crontab", "-r", "-u", name], check=False, capture_output=True)
+        subprocess.run(["userdel", name], check=True)
+        shutil.rmtree(base)
+
+
+def test_schedule_teardown_job_runs_as_the_user_not_as_root(tritonsim, playbook, job_user, tmp_path):
+    """Root must not run the job with a user's ansible-playbook, config, collections and HOME: the
+    job is that user's (-e schedule_user, by default the one who runs the playbook)."""
+    user, home = job_user
+    fleet(tritonsim)
+    key = home / "teardown-key"
+    shutil.copy(tritonsim.key_path, key)
+    shutil.chown(key, user, user)
+    key.chmod(0o600)
+    name = "locustfleet-teardown-demo"
+    env_file = Path("/etc/locustfleet/%s.env" % name)
+    lock = Path("/run/lock/%s.lock" % name)
+    lock.unlink(missing_ok=True)  # a root-owned lock from another test
+    playbook(tritonsim, SCHEDULE, extra_vars={"cluster": "demo", "schedule_user": user,
+                                              "teardown_private_key_path": str(key)})
+    try:
+        info = env_file.stat()
+        assert (pwd.getpwuid(info.st_uid).pw_name, oct(info.st_mode & 0o777)) == (user, "0o600")
+        assert "HOME='%s'" % home in env_file.read_text().splitlines()
+        if os.path.isdir("/run/systemd/system"):
+            unit = Path("/etc/systemd/system/%s.service" % name).read_text()
+            assert "User=%s" % user in unit.splitlines()
+            command = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).split("=", 1)[1]
+        else:
+            line = cron_line(name, user=user)
+            root_crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False).stdout
+            assert name not in root_crontab
+            command = cron_command(line)
+        # The job as cron runs it for that user: its own uid, a bare environment. It can run only
+        # where that user can execute this ansible-playbook: not when its Python lives in root's
+        # 0700 home (pyenv under /root, as on the CI machines), which no other user may enter.
+        def as_user(script):
+            return subprocess.run(["setpriv", "--reuid", user, "--regid", user, "--init-groups", "/usr/bin/env", "-i",
+                                   "HOME=%s" % home, "LOGNAME=%s" % user, "PATH=/usr/bin:/bin", "/bin/sh", "-c", script],
+                                  capture_output=True, text=True, timeout=300, check=False, cwd="/")
+        playbook_cli = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+        if as_user("exec %s --version" % shlex.quote(playbook_cli)).returncode == 0:
+            done = as_user("set -a; . %s; set +a; %s" % (env_file, command))
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "demo-w-1" not in names(tritonsim) and "demo-w-2" in names(tritonsim)
+        else:
+            print("\n[teardown] %s cannot execute %s here: the job's run as that user is not tried" % (user, playbook_cli))
+    finally:
+        playbook(tritonsim, SCHEDULE, extra_vars={"cluster": "demo", "schedule_user": user, "schedule_state": "absent"})
+        lock.unlink(missing_ok=True)
+    assert not env_file.exists()

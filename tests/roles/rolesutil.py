@@ -26,6 +26,9 @@ PACKAGE = "g1-medium"
 WORKERS = ("worker1", "worker2")
 MACHINES = ("master", *WORKERS)
 CLUSTER = "roles"
+# A master argument that holds everything a unit file could misread (quotes, $, %, backslash, space):
+# systemd must hand it to Locust as it is (--exclude-tags of a tag no task has changes nothing).
+ODD_ARG = "it's \"odd\" $HOME ${HOME} %i \\ end; touch /tmp/pwned"
 
 # Short on purpose: the watcher tests wait for idle timeouts.
 IDLE_TIMEOUT = 40
@@ -205,7 +208,8 @@ class Fleet:
             },
             "children": {
                 "locust_master": {"hosts": {"master": {"ansible_host": self.ip("master")}},
-                                  "vars": {"locust_idle_watcher_role": "master"}},
+                                  "vars": {"locust_idle_watcher_role": "master",
+                                           "locust_master_extra_args": ["--exclude-tags", ODD_ARG]}},
                 "locust_workers": {
                     # locust_master_host stays empty: the workers read it with mdata-get
                     "hosts": {name: {"ansible_host": self.ip(name)} for name in WORKERS},

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from rolesutil import CLUSTER, IDLE_TIMEOUT, MACHINES, WATCH_INTERVAL, WORKERS, wait_until
+from rolesutil import CLUSTER, IDLE_TIMEOUT, MACHINES, ODD_ARG, WATCH_INTERVAL, WORKERS, wait_until
 
 KEY = "/etc/locustfleet-idle-watcher/cloudapi.key"
 STATE = "/var/lib/locustfleet-idle-watcher/state.json"
@@ -146,6 +146,59 @@ def test_watcher_key_is_readable_by_root_only(fleet):
         assert fleet.out(name, "stat -c '%%a %%U %%G' %s /etc/locustfleet-idle-watcher" % KEY).splitlines() == \
             ["600 root root", "700 root root"]
         assert "PRIVATE KEY-----" in fleet.out(name, "head -1 %s" % KEY)
+
+
+def test_master_unit_hands_odd_values_to_locust_verbatim(fleet):
+    pid = fleet.out("master", "systemctl show -p MainPID --value locust-master")
+    argv = fleet.out("master", "tr '\\0' '\\n' </proc/%s/cmdline" % pid).split("\n")
+    at = argv.index("--exclude-tags")
+    assert argv[at + 1] == ODD_ARG, argv
+    assert fleet.run("master", "test -e /tmp/pwned", check=False).returncode != 0
+
+
+def supervisord_open_files(fleet, name):
+    pid = fleet.out(name, "cat /var/run/supervisord.pid")
+    return set(fleet.out(name, "for fd in /proc/%s/fd/*; do readlink \"$fd\"; done" % pid).split())
+
+
+def test_locust_user_cannot_make_supervisord_write_through_a_symlink(fleet):
+    """The locust user (the locustfile's) owns /var/log/locust: a log that root writes there can be
+    swapped for a symlink to a root file, and the locustfile's prints appended to it."""
+    name = WORKERS[0]
+    nproc = fleet.nproc(name)
+    fleet.run(name, "printf canary >/root/canary && chmod 600 /root/canary")
+    for i in range(nproc):
+        fleet.run(name, "sudo -u locust ln -sfn /root/canary /var/log/locust/locust-worker_%02d.out" % i)
+    fleet.run(name, "supervisorctl restart 'locust-worker:*'")
+    opened = supervisord_open_files(fleet, name)
+    assert "/root/canary" not in opened
+    logs = sorted(path for path in opened if path.endswith(".out"))
+    assert logs == ["/var/log/supervisor/locust-worker_%02d.out" % i for i in range(nproc)], opened
+    assert fleet.out(name, "stat -c '%U %a' /var/log/supervisor") == "root 755"
+    res = fleet.run(name, "sudo -u locust ln -s /root/canary /var/log/supervisor/x.out", check=False)
+    assert res.returncode != 0 and "Permission denied" in res.stderr
+    assert fleet.out(name, "cat /root/canary") == "canary"
+    fleet.run(name, "rm -f /root/canary /var/log/locust/locust-worker_*.out")
+    total = sum(expected_processes(fleet).values())
+    wait_until(lambda: fleet.connected_workers() == total, timeout=90, interval=1, what="workers back on the master")
+
+
+def test_locust_user_cannot_make_headless_chown_through_a_symlink(fleet):
+    """/var/lib/locust/reports is the locust user's: a report directory planted there as a symlink must
+    not make root create or chown its target."""
+    fleet.run("master", "mkdir -p /root/victim && chmod 700 /root/victim")
+    fleet.run("master", "sudo -u locust ln -sfn /root/victim /var/lib/locust/reports/planted")
+    fleet.run("master", "sudo -u locust ln -sfn /etc/cron.d/planted /var/lib/locust/reports/dangling")
+    for planted in ("planted", "dangling"):
+        res = fleet.run("master", "/opt/locust/bin/locust-headless -u 1 -r 1 -t 1s -w 1 -o /var/lib/locust/reports/%s"
+                        % planted, check=False, timeout=120)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "locust-headless: the locust user cannot create the report directory /var/lib/locust/reports/%s" \
+            % planted in res.stderr
+    assert fleet.out("master", "stat -c '%U %G %a' /root/victim") == "root root 700"
+    assert fleet.run("master", "test -e /etc/cron.d/planted", check=False).returncode != 0
+    assert fleet.out("master", "systemctl is-active locust-master") == "active"
+    fleet.run("master", "rm -rf /root/victim /var/lib/locust/reports/planted /var/lib/locust/reports/dangling")
 
 
 def test_dry_run_decides_idle_and_stops_nothing(fleet):

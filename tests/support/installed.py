@@ -50,9 +50,9 @@ def ansible(command, sim, user, *args, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def cron_line(name):
-    """The one line of root's crontab that runs the scheduled teardown ``name``."""
-    crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
+def cron_line(name, user="root"):
+    """The one line of ``user``'s crontab that runs the scheduled teardown ``name``."""
+    crontab = subprocess.run(["crontab", "-l", "-u", user], capture_output=True, text=True, check=True).stdout
     lines = [line for line in crontab.splitlines() if not line.startswith("#") and "teardown.yml" in line
              and name + ".env" in line]
     assert len(lines) == 1, crontab
