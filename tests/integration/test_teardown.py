@@ -77,9 +77,9 @@ def test_schedule_teardown_installs_a_locked_job_that_tears_down(tritonsim, play
             command = line.split(" ", 5)[5]
         env = control_env(tritonsim, tmp_path / "home")
         env = {k: v for k, v in env.items() if not k.startswith("TRITON_")}  # the job brings its own settings
-        lock = "/run/lock/%s.lock" % name
-        # While another run holds the lock, a scheduled run does nothing.
-        with open(lock, "w") as held:
+        # While another run holds the lock (the environment file), a scheduled run does nothing.
+        assert "flock --nonblock %s " % env_file in command
+        with open(env_file) as held:
             fcntl.flock(held, fcntl.LOCK_EX)
             blocked = subprocess.run(["sh", "-c", "set -a; . %s; set +a; %s" % (env_file, command)], env=env,
                                      check=False, capture_output=True, timeout=120)
@@ -124,8 +124,6 @@ def test_schedule_teardown_job_runs_as_the_user_not_as_root(tritonsim, playbook,
     key.chmod(0o600)
     name = "locustfleet-teardown-demo"
     env_file = Path("/etc/locustfleet/%s.env" % name)
-    lock = Path("/run/lock/%s.lock" % name)
-    lock.unlink(missing_ok=True)  # a root-owned lock from another test
     playbook(tritonsim, SCHEDULE, extra_vars={"cluster": "demo", "schedule_user": user,
                                               "teardown_private_key_path": str(key)})
     try:
@@ -144,6 +142,7 @@ def test_schedule_teardown_job_runs_as_the_user_not_as_root(tritonsim, playbook,
         # The job as cron runs it for that user: its own uid, a bare environment. It can run only
         # where that user can execute this ansible-playbook: not when its Python lives in root's
         # 0700 home (pyenv under /root, as on the CI machines), which no other user may enter.
+
         def as_user(script):
             return subprocess.run(["setpriv", "--reuid", user, "--regid", user, "--init-groups", "/usr/bin/env", "-i",
                                    "HOME=%s" % home, "LOGNAME=%s" % user, "PATH=/usr/bin:/bin", "/bin/sh", "-c", script],
@@ -157,5 +156,4 @@ def test_schedule_teardown_job_runs_as_the_user_not_as_root(tritonsim, playbook,
             print("\n[teardown] %s cannot execute %s here: the job's run as that user is not tried" % (user, playbook_cli))
     finally:
         playbook(tritonsim, SCHEDULE, extra_vars={"cluster": "demo", "schedule_user": user, "schedule_state": "absent"})
-        lock.unlink(missing_ok=True)
     assert not env_file.exists()

@@ -132,8 +132,38 @@ def test_headless_run_sends_requests_from_every_worker_process(fleet, target):
     assert "ts=" not in fleet.out(WORKERS[0], "cat /var/log/locust/worker_00.log")
 
 
-def test_second_run_changes_nothing(fleet):
-    run = fleet.apply("site.yml")
+def test_headless_locust_holds_no_terminal_and_no_root_descriptor(fleet, target):
+    """An admin starts locust-headless from a root shell (a terminal: script(1) gives it one): the
+    locustfile's process must hold neither that terminal (TIOCSTI would type into root's shell
+    after the run) nor the root-owned lock file."""
+    total = sum(expected_processes(fleet).values())
+    fleet.run("master", "systemd-run --unit=lf-ttyrun --collect script -qfec '/opt/locust/bin/locust-headless -u 1 -r 1 "
+              "-t 5s -w %d -o /var/lib/locust/reports/tty -H %s' /dev/null" % (total, target.url))
+    pid = wait_until(lambda: fleet.out("master", "pgrep -o -u locust -f -- --headless || true"), timeout=60, interval=0.5,
+                     what="the headless Locust process")
+    stat = fleet.out("master", "cat /proc/%s/stat" % pid)
+    assert stat.rsplit(")", 1)[1].split()[4] == "0", stat  # tty_nr: no controlling terminal
+    fds = fleet.out("master", "for fd in /proc/%s/fd/*; do readlink \"$fd\"; done" % pid).split()
+    assert not [fd for fd in fds if fd.startswith("/dev/pts") or fd.startswith("/dev/tty") or "locust-headless" in fd], fds
+    assert fleet.out("master", "stat -c %U /proc/" + pid) == "locust"
+    wait_until(lambda: fleet.run("master", "systemctl is-active --quiet lf-ttyrun", check=False).returncode != 0,
+               timeout=120, interval=1, what="the headless run under a terminal to end")
+    assert "report.json" in fleet.out("master", "ls /var/lib/locust/reports/tty").split()
+    assert fleet.out("master", "systemctl is-active locust-master") == "active"
+    wait_until(lambda: fleet.connected_workers() == total, timeout=90, interval=1, what="workers back on the service")
+
+
+def test_second_run_changes_nothing_and_follows_no_link_of_the_locust_user(fleet):
+    """Also the role run after the locust user replaced its reports directory with a symlink to a
+    root directory: the run must not chown (or create) the target."""
+    fleet.run("master", "mkdir -p -m 700 /root/victim-reports && mv /var/lib/locust/reports /var/lib/locust/reports.real"
+              " && sudo -u locust ln -s /root/victim-reports /var/lib/locust/reports")
+    try:
+        run = fleet.apply("site.yml")
+        assert fleet.out("master", "stat -c '%U %G %a' /root/victim-reports") == "root root 700"
+    finally:
+        fleet.run("master", "rm -f /var/lib/locust/reports && mv /var/lib/locust/reports.real /var/lib/locust/reports"
+                  " && rmdir /root/victim-reports")
     assert set(run.recap) == {"master", *WORKERS}
     assert all(recap["changed"] == 0 for recap in run.recap.values()), run.recap
 

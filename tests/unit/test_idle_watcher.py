@@ -169,6 +169,16 @@ def test_links_and_fifos_in_the_log_directory_are_not_followed_or_waited_on(tmp_
     assert len(notes) == 2 and "activity_worker_00.log unreadable" in notes[0] and "activity_worker_01.log unreadable" in notes[1]
 
 
+def test_a_flood_of_activity_files_is_read_only_up_to_the_cap(tmp_path):
+    """The locust user can create any number of files in its log directory: one run reads at most
+    MAX_FILES of them and says so, instead of running into its service timeout."""
+    for i in range(W.MAX_FILES + 40):
+        (tmp_path / ("activity_worker_%04d.log" % i)).write_text(line(T0))
+    lines, notes = W.read_activity(str(tmp_path / "activity_*.log"))
+    assert len(lines) == W.MAX_FILES
+    assert notes == ["%d activity files, read the first %d" % (W.MAX_FILES + 40, W.MAX_FILES)]
+
+
 # ------------------------------------------------------------------------------------------ decisions
 
 def test_workers_with_zero_users_in_a_running_test_are_busy(box):

@@ -58,6 +58,7 @@ ACTIONS = ("stop", "delete", "poweroff")
 FLEET_ROLES = ("master", "worker")
 RETRY_AFTER = 300  # seconds before a successful action is requested again in the same boot
 TAIL_BYTES = 4096  # the last line of an activity file is all the watcher needs
+MAX_FILES = 256  # activity files read per run: one per Locust process, far fewer than this
 STATE_VERSION = 2
 
 _ACTIVITY_RE = re.compile(r"^ts=(?P<ts>\d{1,12}(?:\.\d{1,9})?) event=(?P<event>start|tick|stop) ")
@@ -95,9 +96,13 @@ def last_activity_line(path):
 
 
 def read_activity(pattern):
-    """{path: last activity line} of every activity file, and notes on files that could not be read."""
+    """{path: last activity line} of the activity files (at most MAX_FILES: the directory is the
+    locust user's, who could create any number), and notes on files that could not be read."""
     lines, notes = {}, []
-    for path in sorted(glob.glob(pattern)):
+    paths = sorted(glob.glob(pattern))
+    if len(paths) > MAX_FILES:
+        notes.append("%d activity files, read the first %d" % (len(paths), MAX_FILES))
+    for path in paths[:MAX_FILES]:
         try:
             lines[path] = last_activity_line(path)
         except OSError as exc:
