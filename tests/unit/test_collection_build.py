@@ -46,7 +46,8 @@ JUNK = (
 # Top-level files and whole trees that ship; nothing else may.
 SHIPPED_FILES = {
     "MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst",
-    "changelogs/changelog.yaml", "changelogs/config.yaml", "docs/roles.md", "inventory/triton.joyent.yml",
+    "changelogs/changelog.yaml", "changelogs/config.yaml", "docs/roles.md", "docs/security.md",
+    "inventory/triton.joyent.yml",
 }
 SHIPPED_TREES = ("meta/", "plugins/", "roles/", "playbooks/")
 PLUGIN_KINDS = (".py", ".yml", ".yaml")  # code and documentation
