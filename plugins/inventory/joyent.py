@@ -24,6 +24,18 @@ description:
   - Connection settings follow the same order as the modules - the option, then C(TRITON_*), then
     C(SDC_*) environment variables, then the node-triton profile. Options can be templates, so
     vaulted values and lookups work.
+  - Customer metadata is shown only for the keys of O(metadata_keys) (an allow-list); C(user-script),
+    C(root_authorized_keys) and every other key stay in CloudAPI - they are neither host variables nor cached.
+  - With O(cache), the cache holds only the machines this source keeps (those with the O(tags) in one of the
+    O(states)), and of each only what the inventory is built from - the values of the C(joyent_*) variables
+    (id, name, state, brand, image and its name, package, memory, ips, primaryIp, public and private
+    address, networks, tags, created) and of the O(metadata_keys) it has - plus the O(tags), O(states) and
+    O(metadata_keys) it was read with; an entry read with other values of those is not used. Nothing else of
+    CloudAPI's answer is stored - no user-script, root_authorized_keys or other metadata.
+  - What the cache does hold is no secret only as long as tags and the O(metadata_keys) hold none - it is
+    stored in plain text, and C(ansible.builtin.jsonfile) writes each file with mode 0644 (readable by every
+    local user) whatever the umask, in a C(cache_connection) directory it creates with the usual mode. To keep
+    even that to yourself, create the C(cache_connection) directory beforehand with mode 0700.
 author:
   - locustfleet maintainers (@locustfleet)
 extends_documentation_fragment:
@@ -104,6 +116,22 @@ options:
     type: dict
     default: {}
     version_added: 0.2.0
+  metadata_keys:
+    description:
+      - The customer metadata keys whose values are shown, as the host variable C(joyent_metadata) (a dict of
+        key and value; a key the machine does not have is left out). An allow-list - every other key is neither
+        a host variable nor cached, so C(user-script), C(root_authorized_keys), C(user-data) and a password,
+        token or private key that a machine's metadata carries stay in CloudAPI.
+      - The default names the metadata keys this collection uses itself - C(locust_master_host), which
+        C(spawn_slaves.yml) gives the workers, and C(locust_master_port); the locust_worker role reads both
+        with C(mdata-get).
+      - A listed key's value is shown by C(ansible-inventory), visible to every play and stored in the cache
+        (see O(cache)) in plain text - list no key that holds a secret. An empty list shows no metadata.
+      - Keys are matched exactly (case-sensitive).
+    type: list
+    elements: str
+    default: [locust_master_host, locust_master_port]
+    version_added: 0.2.0
   fail_on_errors:
     description:
       - When CloudAPI cannot be reached or refuses the credentials, fail the inventory source.
@@ -148,10 +176,13 @@ tag_groups:
   canaries:
     canary: true
 
-# everything.joyent.yml: every live machine, named by tag "Name" when set, cached for an hour
+# everything.joyent.yml: every live machine, named by tag "Name" when set, cached for an hour;
+# joyent_metadata shows the metadata keys "role" and "owner" only (the cache holds no other key).
+# jsonfile writes files every local user can read: make the directory first (mkdir -m 700).
 plugin: locustfleet.triton.joyent
 states: []
 hostnames: ["tag:Name", name, id]
+metadata_keys: [role, owner]
 url: "{{ lookup('ansible.builtin.env', 'MY_CLOUDAPI_URL') }}"
 cache: true
 cache_plugin: ansible.builtin.jsonfile
@@ -160,6 +191,7 @@ cache_timeout: 3600
 """
 
 import copy
+import json
 import keyword
 import re
 from types import SimpleNamespace
@@ -190,22 +222,50 @@ else:
         string, so each value is wrapped as unsafe."""
         return {key: wrap_var(value) for key, value in variables.items()}
 
-CACHE_FORMAT = 1
+# 2: reduced machine records (machine_record) and the selection they were read with. Format 1 held
+# CloudAPI's whole ListMachines answer, metadata included; such an entry is never used, and is replaced.
+CACHE_FORMAT = 2
 AUTH_OPTIONS = ("url", "account", "user", "key_id", "private_key_path", "private_key_passphrase", "validate_certs",
                 "timeout", "retries", "rate_limit")
 HOSTVARS = ("id", "name", "state", "brand", "image", "package", "memory", "ips", "primaryIp", "networks", "tags",
             "created")
+# A machine record (machine_record), all the inventory is built from and all the cache holds of a machine:
+# these joyent_* variables, and "metadata" (only the keys of metadata_keys).
+RECORD_VARS = HOSTVARS + ("image_name", "public_ip", "private_ip")
 HOSTNAME_PREFERENCES = ("name", "id", "primaryIp", "public_ip", "private_ip")
 UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BUILTIN_GROUPS = ("all", "ungrouped")
 
 
-def safe_metadata(metadata):
-    """Customer metadata without credentials: no keys, passwords, credentials or scripts."""
-    hidden = ("root_authorized_keys", "credentials", "user-script", "user-data", "cloud-init:user-data")
-    return {key: value for key, value in (metadata or {}).items()
-            if key not in hidden and not key.endswith("_pw")}
+def allowed_metadata(metadata, keys):
+    """The customer metadata of ``keys`` (an allow-list) only; every other key is dropped, whatever its name."""
+    metadata = metadata if isinstance(metadata, dict) else {}
+    return {key: metadata[key] for key in keys if key in metadata}
+
+
+def addresses(machine, public_networks):
+    """The first public and the first private address of a machine's NICs."""
+    public_ip = private_ip = None
+    for nic in machine.get("nics") or []:
+        if not isinstance(nic, dict):
+            continue
+        if nic.get("network") in public_networks:
+            public_ip = public_ip or nic.get("ip")
+        else:
+            private_ip = private_ip or nic.get("ip")
+    return public_ip, private_ip
+
+
+def machine_record(machine, images, public_networks, metadata_keys):
+    """What the inventory keeps of one ListMachines entry, and all the cache holds of it: the fields of
+    RECORD_VARS and "metadata". No other field of CloudAPI's answer, and no metadata key outside
+    ``metadata_keys``, is kept (user-script, root_authorized_keys, customer secrets)."""
+    record = {key: machine.get(key) for key in HOSTVARS}  # then the rest of RECORD_VARS
+    record["image_name"] = images.get(machine.get("image"))
+    record["public_ip"], record["private_ip"] = addresses(machine, public_networks)
+    record["metadata"] = allowed_metadata(machine.get("metadata"), metadata_keys)
+    return record
 
 
 def group_name(*parts):
@@ -309,6 +369,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise self._config_error("host_vars has the variable name %s, which is not a valid variable name "
                                          "(letters, digits and underscores, not starting with a digit, not a "
                                          "Python keyword)" % shown(name))
+        metadata_keys = self._option("metadata_keys") or []
+        for key in metadata_keys:
+            if not isinstance(key, str) or not key:
+                raise self._config_error("metadata_keys has the entry %s; each entry must be a non-empty metadata "
+                                         "key name" % shown(key))
         name_pattern = self.get_option("name_pattern")
         try:
             pattern = re.compile(name_pattern) if name_pattern else None
@@ -317,11 +382,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return SimpleNamespace(
             hostnames=hostnames, prefix=prefix, tags=tags, states=self.get_option("states") or [], pattern=pattern,
             connect_with=self.get_option("connect_with"), group_by_tags=self.get_option("group_by_tags"),
-            tag_groups=tag_groups, host_vars=as_data(host_vars), strict=self.get_option("strict"),
+            tag_groups=tag_groups, host_vars=as_data(host_vars), metadata_keys=list(metadata_keys),
+            strict=self.get_option("strict"),
             compose=self.get_option("compose"), groups=self.get_option("groups"),
             keyed_groups=self.get_option("keyed_groups"))
 
     # -- fetching ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _selection(settings):
+        """What a cache entry was read with (as plain JSON data); an entry read with anything else is not used."""
+        return json.loads(json.dumps({"tags": settings.tags, "states": list(settings.states),
+                                      "metadata_keys": settings.metadata_keys}))
 
     def _load(self, cache, settings):
         cache_key = self.get_cache_key(self.source)
@@ -333,8 +405,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 cached = None
             if isinstance(cached, dict) and cached.get("format") == CACHE_FORMAT \
                     and isinstance(cached.get("machines"), list):
-                return cached
-            if cached is not None:
+                # Compared as JSON text: in Python, the tag value true equals 1.
+                if json.dumps(cached.get("selection"), sort_keys=True) \
+                        == json.dumps(self._selection(settings), sort_keys=True):
+                    return cached
+                self.display.vvv("%s: ignoring a cache entry read with other tags, states or metadata_keys"
+                                 % self.source)
+            elif cached is not None:
+                # Also an entry of format 1, which held CloudAPI's whole answer: it is replaced below.
                 self.display.vvv("%s: ignoring a cache entry in an unknown format" % self.source)
         data = self._fetch(settings)
         if self.get_option("cache"):
@@ -355,11 +433,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         machines = client.list_all(client.account_path("machines"), query)
         images = client.get(client.account_path("images"), {"state": "all"}, expect=list)
         networks = client.get(client.account_path("networks"), expect=list)
+        images = {image.get("id"): "%s@%s" % (image.get("name"), image.get("version")) for image in images}
+        public_networks = {network.get("id") for network in networks if network.get("public")}
+        # Only the machines this source keeps, reduced to what the inventory is built from: this is what
+        # the cache stores (never CloudAPI's whole answer, which carries metadata such as user-script).
+        kept = select_machines(machines, settings.tags, None, settings.states)
         return {
             "format": CACHE_FORMAT,
-            "machines": machines,
-            "images": {image["id"]: "%s@%s" % (image.get("name"), image.get("version")) for image in images},
-            "public_networks": [network["id"] for network in networks if network.get("public")],
+            "selection": self._selection(settings),
+            "machines": [machine_record(m, images, public_networks, settings.metadata_keys) for m in kept],
         }
 
     # -- building the inventory -------------------------------------------------------------------------
@@ -370,23 +452,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         machines = select_machines(data["machines"], settings.tags, None, settings.states)
         if settings.pattern:
             machines = [m for m in machines if settings.pattern.search(m.get("name") or "")]
-        public = set(data.get("public_networks") or [])
         prefix = settings.prefix
         constructed = settings.compose or settings.groups or settings.keyed_groups
         self.inventory.add_group("joyent")
         for machine in sorted(machines, key=lambda m: (m.get("created") or "", m.get("id"))):
-            addresses = self._addresses(machine, public)
-            host = self._hostname(machine, addresses, settings)
+            names = {key: machine.get(key) for key in HOSTNAME_PREFERENCES}
+            host = self._hostname(machine, names, settings)
             if host is None:
                 continue
             self.inventory.add_host(host, group="joyent")
-            variables = {prefix + key: machine.get(key) for key in HOSTVARS}
-            variables[prefix + "image_name"] = data["images"].get(machine.get("image"))
-            variables[prefix + "metadata"] = safe_metadata(machine.get("metadata"))
-            variables[prefix + "public_ip"] = addresses["public_ip"]
-            variables[prefix + "private_ip"] = addresses["private_ip"]
-            if settings.connect_with != "none" and addresses.get(settings.connect_with):
-                variables["ansible_host"] = addresses[settings.connect_with]
+            variables = {prefix + key: machine.get(key) for key in RECORD_VARS}
+            variables[prefix + "metadata"] = allowed_metadata(machine.get("metadata"), settings.metadata_keys)
+            if settings.connect_with != "none" and names.get(settings.connect_with):
+                variables["ansible_host"] = names[settings.connect_with]
             variables = as_data(variables)  # compose, groups and keyed_groups below template with them too
             for name, value in settings.host_vars.items():  # already data (as_data), templated once at load
                 variables[name] = value if isinstance(value, (str, int, float, bool, type(None))) \
@@ -419,24 +497,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         """
         self.inventory.get_host(host).vars.update(variables)
 
-    @staticmethod
-    def _addresses(machine, public_networks):
-        public_ip = private_ip = None
-        for nic in machine.get("nics") or []:
-            if nic.get("network") in public_networks:
-                public_ip = public_ip or nic.get("ip")
-            else:
-                private_ip = private_ip or nic.get("ip")
-        return {"primaryIp": machine.get("primaryIp"), "public_ip": public_ip, "private_ip": private_ip,
-                "name": machine.get("name"), "id": machine.get("id")}
-
-    def _hostname(self, machine, addresses, settings):
+    def _hostname(self, machine, names, settings):
         for preference in settings.hostnames:
             if preference.startswith("tag:"):
                 value = (machine.get("tags") or {}).get(preference[4:])
                 value = None if value is None else tag_query_value(value)
             else:
-                value = addresses.get(preference)
+                value = names.get(preference)
             if not value:
                 continue
             if value in self.inventory.hosts:
