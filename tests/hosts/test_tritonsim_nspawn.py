@@ -1,6 +1,7 @@
 """tritonsim serve --backend nspawn end to end: CloudAPI calls create, change and destroy real hosts."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,62 @@ def test_image_from_machine_boots_with_its_files(cloud):
     assert ssh.out(clone["primaryIp"], "cat /etc/locustfleet-marker") == "from-template"
     assert ssh.out(clone["primaryIp"], "hostname") == "clone-1"
     assert ssh.out(clone["primaryIp"], "mdata-get sdc:uuid") == clone["id"]
+
+
+def _tree_state(top):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames + ["."]:
+            path = os.path.normpath(os.path.join(dirpath, name))
+            st = os.lstat(path)
+            content = None
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    content = f.read()
+            out[os.path.relpath(path, top)] = (st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns, content)
+    return out
+
+
+def test_guest_symlinks_to_host_paths_are_never_followed(cloud):
+    """A guest plants symlinks to host directories before CreateImageFromMachine
+    (var/log/journal, root/.ssh: emptied by the identity reset) and CreateMachine from
+    that image writes root's authorized_keys: the host's files stay as they were."""
+    sim, client, ssh = cloud
+    # not under /tmp: nspawn mounts a tmpfs there in the guest, hiding what the host writes
+    canary = tempfile.mkdtemp(prefix="tritonsim-canary-", dir="/var/tmp")
+    try:
+        for rel, text in (("journal/system.journal", "host journal"), ("journal/d/user.journal", "host journal 2"),
+                          ("dotssh/authorized_keys", "host authorized_keys"), ("file", "host file")):
+            os.makedirs(os.path.dirname(os.path.join(canary, rel)), exist_ok=True)
+            with open(os.path.join(canary, rel), "w") as f:
+                f.write(text)
+        os.chmod(os.path.join(canary, "dotssh"), 0o755)
+        before = _tree_state(canary)
+        template = create(client, sim, "planter-1")
+        ssh.run(template["primaryIp"],
+                "rm -rf /var/log/journal && ln -s {c}/journal /var/log/journal"
+                " && ln -sfn {c}/file /etc/hostname && ln -sfn {c}/file /var/lib/tritonsim/user-script.done"
+                " && mv /root/.ssh /root/.ssh.orig && ln -s {c}/dotssh /root/.ssh".format(c=canary))
+        image = client.post("/%s/images" % sim.account, {"machine": template["id"], "name": "planted",
+                                                         "version": "1.0.0"})
+
+        def image_done():
+            current = client.get("/%s/images/%s" % (sim.account, image["id"]), expect=dict)
+            return current if current["state"] in ("active", "failed") else None
+        done = wait_until(image_done, timeout=300, interval=1, what="image done")
+        assert _tree_state(canary) == before
+        assert done["state"] == "active", done
+        clone = create(client, sim, "clone-2", image=image["id"])
+        assert _tree_state(canary) == before
+        # the clone's /root/.ssh still points at that path: the host resolved it inside the clone
+        # when it wrote root's authorized_keys (so it is in the clone's overlay, not on the host)
+        rootfs = os.path.join(str(sim.data_dir), "nspawn", "images", image["id"], "rootfs")
+        assert os.readlink(os.path.join(rootfs, "root/.ssh")) == canary + "/dotssh"
+        upper = os.path.join(str(sim.data_dir), "nspawn", "hosts", "machines", clone["id"], "upper")
+        with open(os.path.join(upper, canary.lstrip("/"), "dotssh/authorized_keys")) as f:
+            assert f.read() == open(sim.pub_path).read().strip() + "\n"
+    finally:
+        shutil.rmtree(canary, ignore_errors=True)
 
 
 def test_delete_destroys_the_host(cloud):

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 
-from . import fsutil, shared
+from . import fsutil, guestfs, shared
 from .cmd import run, which
 from .errors import HostError
 from .metadata import GUEST_METADATA_DIR
@@ -59,20 +59,23 @@ def remove_stale_nspawn_lock(root):
     fsutil.remove_if_unlocked(os.path.join(NSPAWN_LOCKS, "inode-%d:%d" % (st.st_dev, st.st_ino)))
 
 
-def prepare_root(root, hostname, authorized_keys):
-    """Per-machine identity written into the (mounted) overlay before boot."""
-    etc = os.path.join(root, "etc")
-    fsutil.write_atomic(os.path.join(etc, "hostname"), hostname + "\n")
+def prepare_root(root, hostname, authorized_keys, label=None):
+    """Per-machine identity written into the (mounted) overlay before boot.
+
+    The overlay shows the image, which may be a snapshot of a guest: its paths are
+    handled with guestfs.GuestRoot (no guest symlink leads the host outside root).
+    label names the machine in errors.
+    """
     hosts = ("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n"
              "::1\tlocalhost ip6-localhost ip6-loopback\n" % hostname)
-    fsutil.write_atomic(os.path.join(etc, "hosts"), hosts)
-    if authorized_keys is not None:
-        ssh = os.path.join(root, "root/.ssh")
-        os.makedirs(ssh, mode=0o700, exist_ok=True)
-        os.chmod(ssh, 0o700)
-        text = authorized_keys if authorized_keys.endswith("\n") or not authorized_keys \
-            else authorized_keys + "\n"
-        fsutil.write_atomic(os.path.join(ssh, "authorized_keys"), text, mode=0o600)
+    with guestfs.GuestRoot(root, label) as guest:
+        guest.write_file("etc/hostname", hostname + "\n")
+        guest.write_file("etc/hosts", hosts)
+        if authorized_keys is not None:
+            guest.makedirs("root/.ssh", mode=0o700, chmod=0o700)
+            text = authorized_keys if authorized_keys.endswith("\n") or not authorized_keys \
+                else authorized_keys + "\n"
+            guest.write_file("root/.ssh/authorized_keys", text, mode=0o600)
 
 
 def nspawn_command(m, root, metadata_dir):

@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 
-from . import fsutil
+from . import fsutil, guestfs
 from .cmd import check_prerequisites, run
 from .errors import HostError
 
@@ -261,41 +261,30 @@ def disable_units(rootfs, units=("apt-daily.timer", "apt-daily-upgrade.timer")):
         os.symlink("/dev/null", mask)
 
 
-def reset_identity(rootfs):
+def reset_identity(rootfs, label=None):
     """Remove what makes a rootfs one particular machine, so each copy gets its own.
 
     SSH host keys (regenerated at first boot), machine-id (set from the machine's
     uuid at boot), the user-script first-boot marker and log, hostname, root's
     authorized_keys (rewritten at create), random seed, journal files.
+
+    The rootfs may come from a guest (a snapshot): every path is handled with
+    guestfs.GuestRoot, so no symlink in it makes the host touch anything outside it.
+    label names the machine in errors.
     """
-    for key in glob.glob(os.path.join(rootfs, "etc/ssh/ssh_host_*")):
-        os.unlink(key)
-    mid = os.path.join(rootfs, "etc/machine-id")
-    if os.path.lexists(mid):
-        os.unlink(mid)
-    with open(mid, "w", encoding="utf-8"):
-        pass  # empty: systemd treats the next boot as first boot
-    os.chmod(mid, 0o444)
-    dbus_mid = os.path.join(rootfs, "var/lib/dbus/machine-id")
-    if os.path.lexists(dbus_mid):
-        os.unlink(dbus_mid)
-    os.makedirs(os.path.dirname(dbus_mid), exist_ok=True)
-    os.symlink("/etc/machine-id", dbus_mid)
-    for rel in ("var/lib/tritonsim/user-script.done", "var/lib/tritonsim/user-script",
-                "var/log/tritonsim-user-script.log", "etc/hostname",
-                "root/.ssh/authorized_keys", "var/lib/systemd/random-seed",
-                "var/lib/systemd/credential.secret"):
-        p = os.path.join(rootfs, rel)
-        if os.path.lexists(p):
-            os.unlink(p)
-    journal = os.path.join(rootfs, "var/log/journal")
-    if os.path.isdir(journal):
-        for entry in os.listdir(journal):
-            fsutil.safe_rmtree(os.path.join(journal, entry))
-    meta = os.path.join(rootfs, "var/lib/tritonsim/metadata")
-    if os.path.isdir(meta):  # mount point for the host's metadata dir: keep it empty
-        for entry in os.listdir(meta):
-            fsutil.safe_rmtree(os.path.join(meta, entry))
+    with guestfs.GuestRoot(rootfs, label) as guest:
+        guest.remove_matching("etc/ssh", "ssh_host_*")
+        # empty: systemd treats the next boot as first boot
+        guest.write_file("etc/machine-id", b"", mode=0o444)
+        guest.symlink("var/lib/dbus/machine-id", "/etc/machine-id")
+        for rel in ("var/lib/tritonsim/user-script.done", "var/lib/tritonsim/user-script",
+                    "var/log/tritonsim-user-script.log", "etc/hostname",
+                    "root/.ssh/authorized_keys", "var/lib/systemd/random-seed",
+                    "var/lib/systemd/credential.secret"):
+            guest.remove(rel)
+        guest.clear_dir("var/log/journal")
+        # mount point for the host's metadata dir: keep it empty
+        guest.clear_dir("var/lib/tritonsim/metadata")
 
 
 def _cleanup_stale_tmp(parent):
@@ -393,8 +382,12 @@ def configure_base_rootfs(rootfs):
             os.unlink(p)
 
 
-def snapshot_rootfs(source_root, new_image_dir, *, name=None, origin=None, extra=None):
-    """Copy a (stopped machine's merged) root filesystem into a new image template."""
+def snapshot_rootfs(source_root, new_image_dir, *, name=None, origin=None, extra=None,
+                    label=None):
+    """Copy a (stopped machine's merged) root filesystem into a new image template.
+
+    label names the machine in errors (default: the source's path).
+    """
     new_image_dir = os.path.abspath(new_image_dir)
     if os.path.exists(new_image_dir):
         raise HostError("image directory already exists: %s" % new_image_dir)
@@ -407,7 +400,7 @@ def snapshot_rootfs(source_root, new_image_dir, *, name=None, origin=None, extra
                    rootfs_of(tmp) + "/"], check=False, timeout=1800)
         if res.returncode != 0:
             raise HostError("copying %s failed: %s" % (source_root, res.stderr.strip()))
-        reset_identity(rootfs_of(tmp))
+        reset_identity(rootfs_of(tmp), label or source_root)
         info = {"name": name or os.path.basename(new_image_dir), "os": "linux",
                 "origin": origin or "snapshot", "created": _now(),
                 "build_seconds": round(time.monotonic() - started, 1),

@@ -260,7 +260,7 @@ class HostManager:
                 keys = authorized_keys if authorized_keys is not None \
                     else m["metadata"].get("root_authorized_keys")
                 root = container.mount_overlay(image.rootfs_of(image_dir), m["dir"])
-                container.prepare_root(root, m["hostname"], keys)
+                container.prepare_root(root, m["hostname"], keys, "machine %s" % machine_id)
                 self._boot(m)
             except Exception as e:
                 self._teardown_runtime(m)
@@ -451,7 +451,8 @@ class HostManager:
                 try:
                     out = image.snapshot_rootfs(root, new_image_dir, name=name,
                                                 origin="machine:" + machine_id,
-                                                extra={"parent": m["image_dir"]})
+                                                extra={"parent": m["image_dir"]},
+                                                label="machine %s" % machine_id)
                 finally:
                     container.unmount_overlay(m["dir"])
             finally:
