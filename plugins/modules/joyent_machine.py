@@ -66,10 +66,14 @@ options:
   metadata:
     description:
       - Customer metadata for new machines (readable inside with C(mdata-get)).
+      - Values are shown in the task's result (C(invocation)) like any option: put no secret here, or keep it out of
+        logs with C(no_log) on the task. The C(locustfleet.triton.joyent) inventory shows only the keys in its
+        C(metadata_keys).
     type: dict
   user_script:
     description:
       - Script that new machines run at first boot (the C(user-script) metadata key).
+      - Never shown in the task's result or logs (C(no_log)), since scripts often carry credentials.
     type: str
   firewall_enabled:
     description:
@@ -319,7 +323,7 @@ class JoyentMachine(TritonModule):
             networks=dict(type="list", elements="str"),
             tags=dict(type="dict"),
             metadata=dict(type="dict"),
-            user_script=dict(type="str"),
+            user_script=dict(type="str", no_log=True),
             firewall_enabled=dict(type="bool"),
             count=dict(type="int"),
             count_tags=dict(type="dict"),

@@ -1,6 +1,7 @@
 """joyent_machine through ansible-playbook against tritonsim: single machines and fleets."""
 
 import json
+import os
 
 from support.control import live_machines as machines
 
@@ -261,3 +262,22 @@ def test_a_name_taken_outside_the_fleet_is_skipped_under_the_next_name(tritonsim
     playbook(tritonsim, FLEET, extra_vars={"count": 1})
     fleet = [m for m in machines(tritonsim) if m["tags"].get("cluster") == "demo"]
     assert [m["name"] for m in fleet] == ["demo-worker-2"]
+
+
+def test_user_script_is_never_shown(tritonsim, playbook):
+    """A user-script often carries credentials: not in the output at -vvv, nor in the task result
+    (invocation), yet the machine gets it."""
+    marker = "s3cret-token-%d" % os.getpid()
+    run = playbook(tritonsim, """
+        - name: machine
+          locustfleet.triton.joyent_machine:
+            name: script-1
+            image: ubuntu-24.04@20240701
+            package: g1-small
+            user_script: "#!/bin/sh\\nexport TOKEN=%s"
+            poll_interval: 0.2
+    """ % marker, env={"ANSIBLE_VERBOSITY": "3"})
+    assert run.result("machine")["changed"]
+    assert marker not in run.output
+    assert marker not in json.dumps(run.results)
+    assert machines(tritonsim)[0]["metadata"]["user-script"] == "#!/bin/sh\nexport TOKEN=%s" % marker
