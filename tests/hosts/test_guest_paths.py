@@ -199,20 +199,23 @@ def test_reset_identity_replaces_planted_files_inside_the_guest(world):
 
 
 def test_symlinked_directories_resolve_inside_the_guest(world):
-    """A symlink on the way means what it means to the guest: its own root, '..' stopped there."""
+    """A symlink on the way means what it means to the guest: its own root, '..' stopped there.
+
+    The targets name the test's canary directories, which the guest has too (its own
+    copies): the guest's are emptied, the host's stay.
+    """
     host, guest = world
     _guest_rootfs(guest)
-    os.makedirs(os.path.join(guest, "data/log/journal/x"))
-    _write(os.path.join(guest, "data/log/journal/x/system.journal"), "guest journal")
-    _plant(guest, "var/log", "/data/log")                        # absolute: the guest's /data/log
-    os.makedirs(os.path.join(guest, "srv/keys"))
-    _write(os.path.join(guest, "srv/keys/ssh_host_rsa_key"), "guest key")
-    _plant(guest, "etc/ssh", "../../../../../../../../srv/keys")   # '..' stops at the guest root
+    inside = os.path.join(guest, host.lstrip("/"))       # the guest's own HOST/... directory
+    _write(os.path.join(inside, "varlog/journal/x/system.journal"), "guest journal")
+    _plant(guest, "var/log", os.path.join(host, "varlog"))           # absolute
+    _write(os.path.join(inside, "ssh/ssh_host_rsa_key"), "guest key")
+    _plant(guest, "etc/ssh", _escape(guest, "etc/ssh", os.path.join(host, "ssh")))  # ../.. past /
     before = _state(host)
     image.reset_identity(guest)
     assert _state(host) == before
-    assert os.listdir(os.path.join(guest, "data/log/journal")) == []
-    assert os.listdir(os.path.join(guest, "srv/keys")) == []
+    assert os.listdir(os.path.join(inside, "varlog/journal")) == []
+    assert os.listdir(os.path.join(inside, "ssh")) == []
 
 
 @pytest.mark.parametrize("rel,host_rel,kind", [
@@ -246,12 +249,14 @@ def test_prepare_root_never_writes_through_guest_symlinks(world, rel, host_rel, 
 def test_prepare_root_follows_symlinks_the_way_the_guest_does(world):
     host, guest = world
     _guest_rootfs(guest)
-    os.makedirs(os.path.join(guest, "home/admin"))
-    _plant(guest, "root", "/home/admin")
+    inside = os.path.join(guest, host.lstrip("/"), "home-admin")   # the guest's own copy
+    os.makedirs(inside)
+    os.makedirs(os.path.join(host, "home-admin"))
+    _plant(guest, "root", os.path.join(host, "home-admin"))
     before = _state(host)
     container.prepare_root(guest, "n1", "ssh-ed25519 AAAA k")
     assert _state(host) == before
-    keys = os.path.join(guest, "home/admin/.ssh/authorized_keys")
+    keys = os.path.join(inside, ".ssh/authorized_keys")
     assert open(keys).read() == "ssh-ed25519 AAAA k\n"
     assert stat.S_IMODE(os.stat(os.path.dirname(keys)).st_mode) == 0o700
 
@@ -260,7 +265,10 @@ def test_symlink_loop_is_refused_with_machine_and_path(world):
     from tritonsim.nspawn.guestfs import GuestPathError
     host, guest = world
     _guest_rootfs(guest)
-    _plant(guest, "etc", "/etc")
+    loop = os.path.join(host, "loop")    # on the host: a canary dir; in the guest: a self-loop
+    _write(os.path.join(loop, "hostname"), "canary in the loop target\n")
+    _plant(guest, "etc", loop)
+    _plant(guest, loop.lstrip("/"), loop)
     before = _state(host)
     with pytest.raises(HostError) as info:
         container.prepare_root(guest, "n1", None, LABEL)
@@ -296,7 +304,9 @@ def test_snapshot_refusal_names_the_machine_and_leaves_no_image(world, tmp_path)
     host, guest = world
     src = os.path.join(guest, "rootfs")
     _guest_rootfs(src)
-    _plant(src, "var/log/journal", "/var/log/journal")
+    loop = os.path.join(host, "journal")   # on the host: canaries; in the guest: a self-loop
+    _plant(src, "var/log/journal", loop)
+    _plant(src, loop.lstrip("/"), loop)
     before = _state(host)
     with pytest.raises(HostError, match=r"^machine 0f1e2d3c: guest path /var/log/journal: "
                                         r"too many levels of symbolic links$"):
