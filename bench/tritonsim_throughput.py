@@ -7,8 +7,9 @@ signed requests for a fixed time and reports throughput and latency.
     .venv/bin/python bench/tritonsim_throughput.py [--seconds 10] [--machines 200]
         [--processes 2] [--threads 4] [--list-limit 25] [--url URL ...]
 
-With --url (plus --account, --key, --key-id) it measures a tritonsim that is
-already running instead of starting one.
+With --url (plus --account, --key, --key-id, and --admin-token-file for the seeding:
+that tritonsim's DATA_DIR/admin-token, readable by its owner only) it measures a
+tritonsim that is already running on this host's loopback instead of starting one.
 """
 
 import argparse
@@ -124,16 +125,20 @@ def _start_sim(workdir):
     if not url.startswith("http://"):
         proc.kill()
         raise SystemExit("tritonsim did not start")
-    return proc, url, str(key), f"/bench/keys/{fingerprint}"
+    return proc, url, str(key), f"/bench/keys/{fingerprint}", Path(workdir) / "data" / "admin-token"
 
 
-def _sim_post(url, path, body):
+def _sim_post(url, path, body, token):
+    """A /__sim admin request: loopback only, with the admin token of that tritonsim run."""
     parsed = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
-    conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    conn.request("POST", path, body=json.dumps(body),
+                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     resp = conn.getresponse()
     data = json.loads(resp.read())
     conn.close()
+    if resp.status >= 300:
+        raise SystemExit(f"{path}: {resp.status} {data}")
     return data
 
 
@@ -149,18 +154,24 @@ def main():
     ap.add_argument("--account")
     ap.add_argument("--key", help="private key file (with --url)")
     ap.add_argument("--key-id", help="keyId (with --url)")
+    ap.add_argument("--admin-token-file", type=Path,
+                    help="that tritonsim's /__sim admin token file, DATA_DIR/admin-token (with --url)")
     args = ap.parse_args()
 
     proc = None
     with tempfile.TemporaryDirectory(prefix="tritonsim-bench-") as workdir:
         if args.url:
+            if not args.admin_token_file:
+                ap.error("--url needs --admin-token-file (the tritonsim's DATA_DIR/admin-token) to seed machines")
             url, key_path, key_id, account = args.url, args.key, args.key_id, args.account
+            token_file = args.admin_token_file
         else:
-            proc, url, key_path, key_id = _start_sim(workdir)
+            proc, url, key_path, key_id, token_file = _start_sim(workdir)
             account = "bench"
         try:
             seeded = _sim_post(url, "/__sim/seed-machines",
-                               {"count": args.machines, "name_prefix": "bench-"})
+                               {"count": args.machines, "name_prefix": "bench-"},
+                               token_file.read_text(encoding="ascii").strip())
             ids = _list_ids(url, key_path, key_id, account, args.machines)
             print(f"tritonsim at {url}; seeded {seeded['count']} machines; "
                   f"{args.processes} client processes x {args.threads} threads, "

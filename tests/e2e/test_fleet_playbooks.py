@@ -54,7 +54,7 @@ def cloud(tritonsim_module_factory, tmp_path_factory):
     user = install_tarball(build_tarball(tmp_path_factory.mktemp("build")), tmp_path_factory.mktemp("user"))
     shutil.copy(FILES / "fleetcheck.py", user / "fleetcheck.py")  # the user's own locustfile
     sim = tritonsim_module_factory(users=["watcher"], extra_args=["--backend", "nspawn"], throttle="10:30")
-    info = sim._sim("GET", "/__sim/info")  # pylint: disable=protected-access
+    info = sim.info()  # /__sim/info, with the admin token (tritonsim.testing)
     target = TargetServer(info["guest_url"].split("//")[1].split(":")[0])
     thread = threading.Thread(target=target.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()

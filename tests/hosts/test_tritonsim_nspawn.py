@@ -73,7 +73,7 @@ def test_machine_is_a_real_host_with_metadata_and_user_script(cloud):
 
 def test_machines_reach_cloudapi_on_the_bridge(cloud):
     sim, client, ssh = cloud
-    info = sim._sim("GET", "/__sim/info")
+    info = sim.info()
     assert info["backend"] == "nspawn" and info["guest_url"].endswith(":%s" % sim.url.rsplit(":", 1)[1])
     machine = create(client, sim, "caller-1")
     ping = ssh.out(machine["primaryIp"], "python3 -c \"import urllib.request; "

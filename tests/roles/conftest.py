@@ -33,7 +33,7 @@ def fleet(tritonsim_module_factory, tmp_path_factory):
     sim = tritonsim_module_factory(users=["watcher"], extra_args=["--backend", "nspawn"])
     client = CloudAPIClient(CloudAPIConfig(url=sim.url, account=sim.account, key_id=sim.fingerprint, rate_limit=0),
                             key=load_private_key(str(sim.key_path)))
-    info = sim._sim("GET", "/__sim/info")  # pylint: disable=protected-access
+    info = sim.info()  # /__sim/info, with the admin token (tritonsim.testing)
     fleet = Fleet(sim, client, Ssh(sim.key_path), info["guest_url"], tmp_path_factory.mktemp("roles"))
     try:
         fleet.create("master")

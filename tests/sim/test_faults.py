@@ -33,7 +33,7 @@ def test_set_get_and_clear_faults(sim):
 
 def test_invalid_faults_rejected(sim):
     for body in ({"503": 1.5}, {"bogus": 0.1}, {"drop": "x"}, {"latency": -1}, ["503"]):
-        resp = requests.post(sim.url + "/__sim/faults", json=body)
+        resp = requests.post(sim.url + "/__sim/faults", json=body, headers=sim.admin_headers())
         assert resp.status_code == 400, body
         assert resp.json()["code"] == "InvalidArgument"
         assert sim.get_faults() == {}
@@ -47,7 +47,7 @@ def test_503(sim):
     error(resp, 503, "ServiceUnavailable")
     assert resp.headers["Server"] == "cloudapi/9.20.0"
     assert requests.get(sim.url + "/--ping").status_code == 503
-    assert requests.get(sim.url + "/__sim/stats").status_code == 200
+    assert requests.get(sim.url + "/__sim/stats", headers=sim.admin_headers()).status_code == 200
     assert sim.route_stats("ListMachines") == {"503": 1}
     assert sim.route_stats("Ping") == {"503": 1}
     sim.set_faults({})

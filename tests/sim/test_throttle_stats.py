@@ -24,7 +24,8 @@ def test_token_bucket_429_and_stats(tritonsim_factory):
 
     # ping and /__sim are not throttled; unauthenticated calls are rejected before the throttle
     assert all(requests.get(sim.url + "/--ping").status_code == 200 for dummy in range(15))
-    assert all(requests.get(sim.url + "/__sim/stats").status_code == 200 for dummy in range(15))
+    assert all(requests.get(sim.url + "/__sim/stats", headers=sim.admin_headers()).status_code == 200
+               for dummy in range(15))
     assert requests.get(sim.url + "/my/machines").status_code == 401
 
     time.sleep(0.5)                           # 5 r/s refills ~2 tokens

@@ -3,7 +3,8 @@
 Order per request, as in CloudAPI: route match (404/405) -> body parsing ->
 [faults] -> Accept-Version (400 InvalidVersion) -> authentication (400/401)
 -> account in the path (403) -> throttle (429) -> handler.  /__sim/* skips
-everything after route matching.
+everything after route matching, and instead needs a loopback peer (403) and this
+run's admin token (401), see admin.py.
 """
 
 import base64
@@ -18,7 +19,7 @@ import uuid
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import API_VERSIONS, CLOUDAPI_CODE_VERSION, auth, httpsig, routes
+from . import API_VERSIONS, CLOUDAPI_CODE_VERSION, admin, auth, httpsig, routes
 from .context import drop_connection, json_response, sim as _sim
 from .errors import CloudApiError, not_authorized
 from .machines import ACTION_ROUTES
@@ -74,6 +75,9 @@ def _pipeline():
         return None        # Flask raises it next; answered by _http_error
     g.route = request.url_rule.endpoint
     if g.route.startswith("sim."):
+        current = _sim()
+        admin.check(request.remote_addr, request.headers.get("Authorization"),
+                    current.admin_token, current.admin_token_file)
         return None
     sim = _sim()
     g.params = _params()

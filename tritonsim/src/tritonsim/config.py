@@ -24,6 +24,7 @@ class Config:
     backend: str = "memory"
     datacenter: str = "tritonsim-1"
     log_requests: bool = False
+    admin_token_file: Path = None                    # default DATA_DIR/admin-token
 
 
 def _listen(text):
@@ -85,6 +86,9 @@ def build_parser():
     serve.add_argument("--datacenter", default="tritonsim-1",
                        help="name sent in Triton-Datacenter-Name")
     serve.add_argument("--log-requests", action="store_true", help="log each request to stderr")
+    serve.add_argument("--admin-token-file", type=Path, default=None, metavar="FILE",
+                       help="where to write the /__sim admin token, mode 0600 "
+                            "(default: DIR/admin-token of --data); a new token every start")
     return parser
 
 
@@ -95,4 +99,4 @@ def parse_args(argv=None):
                   keys=args.key, users=args.user, provision_delay=args.provision_delay,
                   action_delay=args.action_delay, throttle=args.throttle, faults=args.faults,
                   seed=args.seed, backend=args.backend, datacenter=args.datacenter,
-                  log_requests=args.log_requests)
+                  log_requests=args.log_requests, admin_token_file=args.admin_token_file)

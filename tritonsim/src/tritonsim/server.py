@@ -54,6 +54,8 @@ def serve(config):
         thread.start()
     sim.resume()
     host = f"[{config.host}]" if ":" in config.host else config.host
+    print(f"tritonsim: /__sim admin API: loopback clients with the token in {sim.admin_token_file}",
+          file=sys.stderr, flush=True)
     print(f"http://{host}:{sim.port}", flush=True)
     while not stop.wait(0.5):
         pass

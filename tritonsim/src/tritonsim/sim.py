@@ -1,6 +1,8 @@
 """Everything one tritonsim instance is made of, wired together."""
 
-from . import seed
+from pathlib import Path
+
+from . import admin, seed
 from .accounts import build_account
 from .backends import BackendEvents, make_backend
 from .faults import Faults
@@ -46,6 +48,10 @@ class Sim:
         self.stats = Stats()
         self.store = Store(config.data_dir)
         self.store.seed_catalog(seed.IMAGES, seed.PACKAGES, seed.NETWORKS)
+        # /__sim needs this run's token (see admin.py); never logged
+        self.admin_token_file = Path(config.admin_token_file
+                                     or Path(config.data_dir) / admin.DEFAULT_TOKEN_FILE).absolute()
+        self.admin_token = admin.write_token_file(self.admin_token_file)
         self.backend = make_backend(config.backend, data_dir=config.data_dir,
                                     provision_delay=config.provision_delay,
                                     action_delay=config.action_delay)

@@ -54,6 +54,8 @@ class TritonSimProcess:
     args: list
     process: subprocess.Popen = None
     stopped: bool = field(default=False)
+    admin_token_file: Path = None   # default data_dir/admin-token (what the server writes)
+    admin_token: str = None         # read from admin_token_file at every start
 
     @property
     def key_path(self):
@@ -71,14 +73,23 @@ class TritonSimProcess:
     def key_id(self):
         return f"/{self.account}/keys/{self.fingerprint}"
 
-    # ---- /__sim helpers
+    # ---- /__sim helpers (loopback only, with the admin token of the current run)
+
+    def admin_headers(self):
+        """{"Authorization": "Bearer <token>"}: what a /__sim request needs."""
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     def _sim(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **self.admin_headers()})
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
+
+    def info(self):
+        """{"backend", "account", "url", "guest_url"} (guest_url: CloudAPI as machines see it)."""
+        return self._sim("GET", "/__sim/info")
 
     def stats(self):
         """{"by_route": {"ListMachines": {"200": 3, "429": 1}, ...}}"""
@@ -119,6 +130,7 @@ class TritonSimProcess:
             self.process.wait()
             raise RuntimeError(f"tritonsim did not start; log:\n{self.log_path.read_text()}")
         self.url = line
+        self.admin_token = read_admin_token(self.admin_token_file or self.data_dir / "admin-token")
         self.stopped = False
         return self
 
@@ -145,6 +157,22 @@ class TritonSimProcess:
         self.args = [a if not a.startswith("127.0.0.1:") else f"127.0.0.1:{port}"
                      for a in self.args]
         return self.start()
+
+
+def _admin_token_file_option(args):
+    """The --admin-token-file given in serve's args, if any (the last one wins)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--admin-token-file" and i + 1 < len(args):
+            found = Path(args[i + 1])
+        elif arg.startswith("--admin-token-file="):
+            found = Path(arg.split("=", 1)[1])
+    return found
+
+
+def read_admin_token(path):
+    """The /__sim admin token a running tritonsim wrote to path (DATA_DIR/admin-token)."""
+    return Path(path).read_text(encoding="ascii").strip()
 
 
 def launcher():
@@ -186,7 +214,8 @@ def launcher():
             args += ["--seed", str(seed)]
         args += list(extra_args)
         sim = TritonSimProcess(url="", account=account, keys=keys, users=user_keys,
-                               data_dir=base / "data", log_path=base / "server.log", args=args)
+                               data_dir=base / "data", log_path=base / "server.log", args=args,
+                               admin_token_file=_admin_token_file_option(args))
         started.append(sim)
         return sim.start()
 

@@ -1,4 +1,8 @@
-"""/__sim/*: controls outside CloudAPI's namespace (no auth, no throttle, no faults)."""
+"""/__sim/*: controls outside CloudAPI's namespace (no throttle, no faults).
+
+Not CloudAPI's HTTP-Signature auth either: app._pipeline lets only loopback clients
+with this run's admin token in (admin.check) before any of these handlers runs.
+"""
 
 from flask import request
 
