@@ -66,7 +66,7 @@ options:
   metadata:
     description:
       - Customer metadata for new machines (readable inside with C(mdata-get)).
-      - Values are shown in the task's result (C(invocation)) like any option: put no secret here, or keep it out of
+      - Values are shown in the task's result (C(invocation)) like any option; put no secret here, or keep it out of
         logs with C(no_log) on the task. The C(locustfleet.triton.joyent) inventory shows only the keys in its
         C(metadata_keys).
     type: dict
