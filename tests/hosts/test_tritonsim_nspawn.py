@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,46 @@ def test_image_from_machine_boots_with_its_files(cloud):
     assert ssh.out(clone["primaryIp"], "cat /etc/locustfleet-marker") == "from-template"
     assert ssh.out(clone["primaryIp"], "hostname") == "clone-1"
     assert ssh.out(clone["primaryIp"], "mdata-get sdc:uuid") == clone["id"]
+    # guest trees (setuid binaries, device nodes) and metadata: no other local user gets in
+    nspawn = os.path.join(str(sim.data_dir), "nspawn")
+    from tritonsim.nspawn.image import default_cache_dir
+    for path in (nspawn, os.path.join(nspawn, "images"), os.path.join(nspawn, "hosts"),
+                 os.path.join(nspawn, "hosts", "machines"), default_cache_dir()):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o700, path
+
+
+NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups "
+
+
+def test_guest_users_and_guest_root_stay_in_their_place(cloud):
+    """Metadata is root's only (as mdata-get on Triton); guest root cannot make device
+    nodes (the host's disk) yet boots, runs dpkg and sshd; the console log is root's."""
+    sim, client, ssh = cloud
+    machine = create(client, sim, "locked-1", **{"metadata.user-script": "#!/bin/sh\necho s3cret\n"})
+    ip = machine["primaryIp"]
+    assert ssh.out(ip, "mdata-get sdc:uuid") == machine["id"]
+    other = ssh.run(ip, NOBODY + "mdata-get sdc:uuid", check=False)
+    assert other.returncode == 2 and machine["id"] not in other.stdout, other
+    other = ssh.run(ip, NOBODY + "cat /var/lib/tritonsim/metadata/metadata.json", check=False)
+    assert other.returncode != 0 and "s3cret" not in other.stdout, other
+    other = ssh.run(ip, NOBODY + "ls /var/lib/tritonsim/metadata", check=False)
+    assert other.returncode != 0, other
+    mknod = ssh.run(ip, "mknod /tmp/disk b 8 0", check=False)
+    assert mknod.returncode != 0 and "Operation not permitted" in mknod.stderr, mknod
+    assert ssh.run(ip, "test -e /tmp/disk", check=False).returncode != 0
+    bounding = int(ssh.out(ip, "sed -n 's/^CapBnd:\\t//p' /proc/1/status"), 16)
+    for bit in (27, 30, 9, 16, 17):  # MKNOD, AUDIT_CONTROL, LINUX_IMMUTABLE, SYS_MODULE, SYS_RAWIO
+        assert not bounding & (1 << bit), (bit, hex(bounding))
+    assert ssh.out(ip, "systemctl is-system-running --wait", check=False) == "running"
+    # dpkg installs and removes a package (built here: no network)
+    ssh.run(ip, "set -e; d=$(mktemp -d); mkdir -p $d/p/DEBIAN $d/p/usr/share/tscheck;"
+                " printf 'Package: tscheck\\nVersion: 1\\nArchitecture: all\\n"
+                "Maintainer: t <t@t>\\nDescription: t\\n' > $d/p/DEBIAN/control;"
+                " echo ok > $d/p/usr/share/tscheck/f; dpkg-deb -b $d/p $d/t.deb >/dev/null;"
+                " dpkg -i $d/t.deb >/dev/null; test -f /usr/share/tscheck/f; dpkg -r tscheck >/dev/null")
+    assert "debian" in ssh.out(ip, "apt-get indextargets --no-release-info --format '$(URI)' | head -1")
+    console = os.path.join(str(sim.data_dir), "nspawn", "hosts", "machines", machine["id"], "console.log")
+    assert stat.S_IMODE(os.stat(console).st_mode) == 0o600
 
 
 def _tree_state(top):

@@ -43,6 +43,10 @@ class NspawnBackend(MachineBackend):
         check_prerequisites()  # root, systemd-nspawn, debootstrap, iptables, ip...
         self.root = os.path.join(os.path.abspath(data_dir), "nspawn")
         self.images_dir = os.path.join(self.root, "images")
+        # guest trees (setuid-root binaries, device nodes) and metadata: root only,
+        # also when an older tritonsim made these 0755
+        fsutil.private_dir(self.root)
+        fsutil.private_dir(self.images_dir)
         self.image_cache = image_cache
         self.compute_node = str(uuid.uuid5(uuid.NAMESPACE_DNS,
                                            "tritonsim-nspawn." + socket.gethostname()))

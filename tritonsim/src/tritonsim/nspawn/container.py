@@ -5,13 +5,15 @@ Per machine directory (MACHINE_DIR under the manager's state dir)::
     upper/ work/     the overlay's writable layer (the machine's "disk"; kept until delete)
     rootfs/          the overlay mount point (mounted only while the machine runs)
     metadata/        metadata.json, bind-mounted read-only into the guest
-    console.log      the container's console (systemd boot messages)
+    console.log      the container's console (systemd boot messages); at most
+                     CONSOLE_LOG_MAX bytes, then renamed to console.log.1 (one kept)
 """
 
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from . import fsutil, guestfs, shared
@@ -20,6 +22,46 @@ from .errors import HostError
 from .metadata import GUEST_METADATA_DIR
 
 NSPAWN_MARK = "--setenv=TRITONSIM_NSPAWN="  # in every nspawn command line we start
+
+# Capabilities nspawn would give guest root that reach beyond the guest (there is no
+# user namespace: guest root is host root, less nspawn's capability bounding set):
+#   CAP_MKNOD            device nodes for the host's disks (no device cgroup policy
+#                        applies with --keep-unit --register=no)
+#   CAP_AUDIT_CONTROL    the host's (not namespaced) audit rules and audit on/off
+#   CAP_LINUX_IMMUTABLE  chattr +i on its overlay files: the host could not delete them
+# CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_TIME are not in nspawn's default set.
+DROPPED_CAPABILITIES = ("CAP_MKNOD", "CAP_AUDIT_CONTROL", "CAP_LINUX_IMMUTABLE")
+
+# console.log is written by a relay process (it outlives a crashed manager, as the
+# container does): when the file reaches CONSOLE_LOG_MAX bytes it becomes
+# console.log.1 (replacing the previous one) and a new console.log is started, so a
+# guest writing to its console forever uses at most 2 * CONSOLE_LOG_MAX on the host.
+CONSOLE_LOG_MAX = 4 * 2**20
+_CONSOLE_RELAY = r"""
+import os, sys
+path, limit = sys.argv[1], int(sys.argv[2])
+def openlog():
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+fd = openlog()
+size = os.fstat(fd).st_size
+while True:
+    try:
+        data = os.read(0, 65536)
+    except InterruptedError:
+        continue
+    if not data:
+        break
+    if size and size + len(data) > limit:
+        os.close(fd)
+        os.replace(path, path + ".1")
+        fd = openlog()
+        size = 0
+    try:
+        os.write(fd, data[-limit:])
+    except OSError:
+        pass  # disk full: drop console output, keep draining the pipe
+    size += min(len(data), limit)
+"""
 
 
 def paths(machine_dir):
@@ -98,8 +140,30 @@ def nspawn_command(m, root, metadata_dir):
         "--timezone=off",
         "--link-journal=no",
         "--console=read-only",                 # boot messages -> console.log
+    ] + ["--drop-capability=" + cap for cap in DROPPED_CAPABILITIES] + [
         NSPAWN_MARK + m["nspawn_name"],
     ]
+
+
+def start_console_relay(path, limit=None):
+    """A process appending what is written to the returned fd to path, capped at limit
+    bytes per file (default CONSOLE_LOG_MAX; see there).
+
+    Returns (Popen, write_fd); the caller hands write_fd to the writer and closes it.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        relay = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _CONSOLE_RELAY, path,
+             str(int(limit or CONSOLE_LOG_MAX))],
+            stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, env={"LANG": "C.UTF-8"})
+    except BaseException:
+        os.close(write_fd)
+        raise
+    finally:
+        os.close(read_fd)
+    return relay, write_fd
 
 
 def launch(m, root, machine_dir):
@@ -107,26 +171,37 @@ def launch(m, root, machine_dir):
     p = paths(machine_dir)
     cmd = nspawn_command(m, root, p["metadata"])
     shared.note_path("/run/systemd/nspawn")
-    logf = open(p["console.log"], "ab")
+    relay, logfd = start_console_relay(p["console.log"])
     try:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        logf.write(("\n--- %s boot: %s\n" % (stamp, " ".join(cmd))).encode())
-        logf.flush()
+        os.write(logfd, ("\n--- %s boot: %s\n" % (stamp, " ".join(cmd))).encode())
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                "SYSTEMD_LOG_LEVEL": "warning"}
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logfd, stderr=logfd,
                                 start_new_session=True, env=env, close_fds=True)
-    finally:
-        logf.close()
+    except BaseException:
+        os.close(logfd)
+        relay.wait()  # EOF: it exits
+        raise
+    os.close(logfd)  # the relay ends when nspawn (the last writer) exits
+    proc.console_relay = relay
+    return proc
 
 
 def console_tail(path, lines=15):
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 8192))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return "(no console log)"
+    """The last non-empty lines of the console (from console.log.1 too, just after a switch)."""
+    data = b""
+    for part in (path, path + ".1"):
+        try:
+            with open(part, "rb") as f:
+                f.seek(max(0, os.path.getsize(part) - (8192 - len(data))))
+                data = f.read() + data
+        except OSError:
+            if part == path:
+                return "(no console log)"
+        if len(data) >= 8192:
+            break
+    text = data.decode("utf-8", "replace")
     return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 

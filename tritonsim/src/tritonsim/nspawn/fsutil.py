@@ -29,6 +29,18 @@ def write_atomic(path, data, mode=0o644):
         raise
 
 
+def private_dir(path):
+    """mkdir -p path as 0700 (root only), and make an existing one 0700 too.
+
+    For directories that hold guest trees (setuid-root binaries, device nodes),
+    metadata or credentials: no other local user may traverse them.
+    """
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if os.stat(path).st_mode & 0o7777 != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
 def write_json_atomic(path, obj, mode=0o644):
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", mode)
 

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 
 from . import fsutil, guestfs
@@ -170,24 +171,70 @@ def copy_resolv_conf(rootfs):
         fsutil.write_atomic(target, f.read())
 
 
-def install_host_apt_config(rootfs):
-    """Use the host's apt sources and options, so apt inside reaches the same mirror."""
-    for path in glob.glob("/etc/apt/sources.list.d/*.sources"):
-        shutil.copyfile(path, os.path.join(rootfs, "etc/apt/sources.list.d", os.path.basename(path)))
-        lst = os.path.join(rootfs, "etc/apt/sources.list")
-        if os.path.exists(lst):
-            os.unlink(lst)
-    # options only (e.g. Acquire::Check-Valid-Until for a snapshot mirror); files with
-    # hooks (*::Pre-Invoke / Post-Invoke) would run host programs the image lacks
-    conf_d = os.path.join(rootfs, "etc/apt/apt.conf.d")
-    for path in glob.glob("/etc/apt/apt.conf.d/*"):
-        dest = os.path.join(conf_d, os.path.basename(path))
-        if not os.path.isfile(path) or os.path.exists(dest):
+def strip_userinfo(url):
+    """url without user:password@ (for logs and image.json)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@", r"\1", url)
+
+
+def _host_apt_files(apt_dir):
+    """(host file, path relative to the rootfs) for the apt config an image gets.
+
+    Sources (*.sources) and options only (e.g. Acquire::Check-Valid-Until for a snapshot
+    mirror); apt.conf.d files with hooks (*::Pre-Invoke / Post-Invoke) would run host
+    programs the image lacks.
+    """
+    out = []
+    for path in sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.sources"))):
+        out.append((path, "etc/apt/sources.list.d/" + os.path.basename(path)))
+    for path in sorted(glob.glob(os.path.join(apt_dir, "apt.conf.d", "*"))):
+        if not os.path.isfile(path):
             continue
         with open(path, encoding="utf-8", errors="replace") as f:
             if "Invoke" in f.read():
                 continue
-        shutil.copyfile(path, dest)
+        out.append((path, "etc/apt/apt.conf.d/" + os.path.basename(path)))
+    return out
+
+
+def install_host_apt_config(rootfs, apt_dir="/etc/apt"):
+    """Use the host's apt sources and options, so apt inside reaches the same mirror.
+
+    The copies are root only (0600): they may hold credentials (a proxy's or mirror's
+    user:password@, tokens), and apt reads its sources and options as root (its
+    download methods get the URIs and settings from apt, they read no config file).
+    Non-root apt commands in the guest only warn that they cannot read them.
+    """
+    copied = []
+    for path, rel in _host_apt_files(apt_dir):
+        dest = os.path.join(rootfs, rel)
+        if rel.startswith("etc/apt/apt.conf.d/") and os.path.exists(dest):
+            continue  # the image's own (Debian's) file of that name wins
+        with open(path, "rb") as f:
+            fsutil.write_atomic(dest, f.read(), mode=0o600)
+        copied.append(rel)
+    lst = os.path.join(rootfs, "etc/apt/sources.list")
+    if any(rel.endswith(".sources") for rel in copied) and os.path.exists(lst):
+        os.unlink(lst)
+    elif os.path.exists(lst):
+        os.chmod(lst, 0o600)  # debootstrap wrote the mirror there, credentials included
+    return copied
+
+
+def restrict_host_apt_config(rootfs, apt_dir="/etc/apt"):
+    """Make the host apt files in an image built before they were copied 0600 root only.
+
+    Files of the same names as the host's apt config (the ones install_host_apt_config
+    copies) and sources.list lose group/other access; a cached image keeps working.
+    """
+    rels = [entry[1] for entry in _host_apt_files(apt_dir)] + ["etc/apt/sources.list"]
+    for rel in rels:
+        path = os.path.join(rootfs, rel)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
 
 
 def _enable_unit(rootfs, unit_path_in_image):
@@ -298,7 +345,7 @@ def _cleanup_stale_tmp(parent):
 
 def _tmp_dir_for(final):
     parent = os.path.dirname(os.path.abspath(final))
-    os.makedirs(parent, exist_ok=True)
+    fsutil.private_dir(parent)  # image stores hold guest trees: root only
     _cleanup_stale_tmp(parent)
     name = ".tmp-%s-pid%d-%d" % (os.path.basename(final), os.getpid(), time.monotonic_ns())
     tmp = os.path.join(parent, name)
@@ -332,9 +379,10 @@ def build_base_image(cache_dir=None, *, mirror=None, force=False):
     check_prerequisites(["debootstrap", "chroot"])
     cache_dir = os.path.abspath(cache_dir or default_cache_dir())
     final = os.path.join(cache_dir, "%s-%s" % (BASE_NAME, builder_hash()))
-    os.makedirs(cache_dir, exist_ok=True)
+    fsutil.private_dir(cache_dir)  # guest trees (setuid binaries, devices): root only
     with fsutil.file_lock(os.path.join(cache_dir, ".build.lock")):
         if read_image_info(final) and not force:
+            restrict_host_apt_config(rootfs_of(final))  # built by an older tritonsim
             return final
         if os.path.exists(final):
             fsutil.safe_rmtree(final)
@@ -342,7 +390,7 @@ def build_base_image(cache_dir=None, *, mirror=None, force=False):
         tmp = _tmp_dir_for(final)
         rootfs = rootfs_of(tmp)
         started = time.monotonic()
-        log.info("debootstrap %s from %s into %s", SUITE, mirror, tmp)
+        log.info("debootstrap %s from %s into %s", SUITE, strip_userinfo(mirror), tmp)
         try:
             res = run(["debootstrap", "--variant=minbase",
                        "--include=" + ",".join(BASE_PACKAGES), SUITE, rootfs, mirror],
@@ -357,7 +405,7 @@ def build_base_image(cache_dir=None, *, mirror=None, force=False):
             configure_base_rootfs(rootfs)
             info = {
                 "name": BASE_NAME, "os": "linux", "version": time.strftime("%Y%m%d"),
-                "suite": SUITE, "builder": builder_hash(), "mirror": mirror,
+                "suite": SUITE, "builder": builder_hash(), "mirror": strip_userinfo(mirror),
                 "packages": BASE_PACKAGES, "origin": "debootstrap",
                 "created": _now(), "build_seconds": round(time.monotonic() - started, 1),
                 "size_bytes": _du_bytes(rootfs),

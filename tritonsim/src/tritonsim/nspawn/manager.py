@@ -256,7 +256,8 @@ class HostManager:
         self._emit(machine_id, "provisioning")
         with self._mlock(machine_id):
             try:
-                os.makedirs(m["dir"], mode=0o700, exist_ok=True)
+                fsutil.private_dir(os.path.dirname(m["dir"]))
+                fsutil.private_dir(m["dir"])
                 keys = authorized_keys if authorized_keys is not None \
                     else m["metadata"].get("root_authorized_keys")
                 root = container.mount_overlay(image.rootfs_of(image_dir), m["dir"])
@@ -299,6 +300,12 @@ class HostManager:
 
     def _watch(self, machine_id, run):
         run.returncode = run.proc.wait()
+        relay = getattr(run.proc, "console_relay", None)
+        if relay is not None:
+            try:
+                relay.wait(timeout=10)  # it has read nspawn's last words (EOF)
+            except Exception:
+                log.warning("console relay of %s did not exit", machine_id)
         run.exited.set()
         with self._mlock(machine_id):
             with self._lock:

@@ -1,7 +1,8 @@
 """The metadata document that mdata-get reads inside a machine.
 
-The host writes MACHINE_DIR/metadata/metadata.json; the directory is bind-mounted
-read-only at /var/lib/tritonsim/metadata in the container. Updates replace the file
+The host writes MACHINE_DIR/metadata/metadata.json (dir 0700, file 0600: root only,
+as mdata-get on Triton); the directory is bind-mounted read-only at
+/var/lib/tritonsim/metadata in the container. Updates replace the file
 by rename, which the bind mount shows at once (no reboot). Layout::
 
     {"customer": {KEY: VALUE, ...},          # CloudAPI metadata, incl. user-script
@@ -78,7 +79,9 @@ def write(metadata_dir, m, net_state, user_script_mode="first-boot"):
         "sdc": sdc_keys(m, net_state, host_resolvers()),
         "internal": {"user_script_mode": user_script_mode},
     }
-    os.makedirs(metadata_dir, mode=0o755, exist_ok=True)
-    # 0644: root inside reads it; the bind mount is read-only anyway
-    fsutil.write_json_atomic(os.path.join(metadata_dir, FILE_NAME), doc, mode=0o644)
+    # root only, as on Triton (mdata-get works for root): the guest's other users must
+    # not read user-script or root_authorized_keys. Guest root is host uid 0 (no user
+    # namespace), so root inside reads the bind mount; an existing 0755 dir is fixed.
+    fsutil.private_dir(metadata_dir)
+    fsutil.write_json_atomic(os.path.join(metadata_dir, FILE_NAME), doc, mode=0o600)
     return doc

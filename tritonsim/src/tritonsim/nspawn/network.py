@@ -18,6 +18,9 @@ from .errors import HostError
 
 DEFAULT_SUBNET = "10.213.0.0/24"
 NETNS_DIR = "/run/netns"
+# Never forwarded from a guest, whatever else the host reaches: link-local, where
+# cloud providers' metadata services (169.254.169.254) hand out the host's credentials.
+BLOCKED_FROM_GUESTS = ("169.254.0.0/16",)
 _ROUTE_TYPES = {"unicast", "local", "broadcast", "multicast", "anycast", "blackhole",
                 "unreachable", "prohibit", "throw", "nat"}
 
@@ -180,6 +183,12 @@ def setup_bridge(net_state, save, requested_subnet=None, nat=True, allow_host_po
         add_rule(net_state, "filter", "FORWARD",
                  ["-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
                   "-j", "ACCEPT"], insert=True)
+    # inserted after the ACCEPTs (-I puts it first), so it is above them; without NAT too,
+    # for hosts whose FORWARD policy accepts
+    for dest in BLOCKED_FROM_GUESTS:
+        add_rule(net_state, "filter", "FORWARD", ["-i", bridge, "-d", dest, "-j", "DROP"],
+                 insert=True)
+    if nat:
         net_state["ip_forward"] = True
         save()
         shared.acquire_ip_forward(net_state["instance_id"])

@@ -41,7 +41,7 @@ class StateFile:
 
     def lock(self):
         """Claim the state dir for this process; HostError if another one holds it."""
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        fsutil.private_dir(self.dir)  # machines' disks and metadata: root only
         fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
