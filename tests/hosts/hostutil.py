@@ -1,6 +1,8 @@
 """Helpers for the real-host tests: SSH, callback recorder, host snapshots, waits."""
 
+import hashlib
 import os
+import stat
 import subprocess
 import threading
 import time
@@ -166,3 +168,22 @@ def wait_until(predicate, timeout=30, interval=0.2, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def tree_state(top):
+    """Everything under top: type, mode, owner, size, content digest or link target, mtime."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames + ["."]:
+            path = os.path.normpath(os.path.join(dirpath, name))
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                what = "link:" + os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    what = "file:" + hashlib.sha256(f.read()).hexdigest()
+            else:
+                what = "dir"
+            out[os.path.relpath(path, top)] = (what, st.st_mode, st.st_uid, st.st_gid,
+                                               st.st_size, st.st_mtime_ns)
+    return out

@@ -9,13 +9,14 @@ and check the canaries and everything else outside the guest root are unchanged.
 No container is needed.
 """
 
-import hashlib
 import os
 import stat
 
 import pytest
 
 from tritonsim.nspawn import HostError, container, image
+
+from hostutil import tree_state
 
 LABEL = "machine 0f1e2d3c"
 
@@ -52,25 +53,6 @@ def _host_tree(base):
         _write(os.path.join(host, rel), text)
     os.chmod(os.path.join(host, "dotssh"), 0o755)
     return host
-
-
-def _state(top):
-    """Everything under top: type, mode, owner, size, content digest or link target, mtime."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames + ["."]:
-            path = os.path.normpath(os.path.join(dirpath, name))
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                what = "link:" + os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    what = "file:" + hashlib.sha256(f.read()).hexdigest()
-            else:
-                what = "dir"
-            out[os.path.relpath(path, top)] = (what, st.st_mode, st.st_uid, st.st_gid,
-                                               st.st_size, st.st_mtime_ns)
-    return out
 
 
 def _guest_rootfs(root):
@@ -155,9 +137,9 @@ def test_snapshot_never_touches_what_guest_symlinks_point_at(world, tmp_path, re
     _guest_rootfs(src)
     target = os.path.join(host, host_rel).rstrip("/")
     _plant(src, rel, target if kind == "abs" else _escape(src, rel, target))
-    before = _state(host)
+    before = tree_state(host)
     out = image.snapshot_rootfs(src, str(tmp_path / "images" / "img"), name="img")
-    assert _state(host) == before
+    assert tree_state(host) == before
     root = image.rootfs_of(out)
     if rel != "etc":          # the image's own identity is reset (etc/ is the guest's symlink)
         mid = os.path.join(root, "etc/machine-id")
@@ -173,9 +155,9 @@ def test_reset_identity_in_place_stays_inside(world, rel, host_rel, kind):
     _guest_rootfs(guest)
     target = os.path.join(host, host_rel).rstrip("/")
     _plant(guest, rel, target if kind == "abs" else _escape(guest, rel, target))
-    before = _state(host)
+    before = tree_state(host)
     image.reset_identity(guest)
-    assert _state(host) == before
+    assert tree_state(host) == before
 
 
 def test_reset_identity_replaces_planted_files_inside_the_guest(world):
@@ -187,9 +169,9 @@ def test_reset_identity_replaces_planted_files_inside_the_guest(world):
                 "var/lib/tritonsim/user-script.done", "root/.ssh/authorized_keys",
                 "etc/ssh/ssh_host_rsa_key"):
         _plant(guest, rel, canary)
-    before = _state(host)
+    before = tree_state(host)
     image.reset_identity(guest)
-    assert _state(host) == before
+    assert tree_state(host) == before
     mid = os.path.join(guest, "etc/machine-id")
     assert stat.S_ISREG(os.lstat(mid).st_mode) and os.path.getsize(mid) == 0
     assert os.readlink(os.path.join(guest, "var/lib/dbus/machine-id")) == "/etc/machine-id"
@@ -211,9 +193,9 @@ def test_symlinked_directories_resolve_inside_the_guest(world):
     _plant(guest, "var/log", os.path.join(host, "varlog"))           # absolute
     _write(os.path.join(inside, "ssh/ssh_host_rsa_key"), "guest key")
     _plant(guest, "etc/ssh", _escape(guest, "etc/ssh", os.path.join(host, "ssh")))  # ../.. past /
-    before = _state(host)
+    before = tree_state(host)
     image.reset_identity(guest)
-    assert _state(host) == before
+    assert tree_state(host) == before
     assert os.listdir(os.path.join(inside, "varlog/journal")) == []
     assert os.listdir(os.path.join(inside, "ssh")) == []
 
@@ -235,9 +217,9 @@ def test_prepare_root_never_writes_through_guest_symlinks(world, rel, host_rel, 
     _guest_rootfs(guest)
     target = os.path.join(host, host_rel).rstrip("/")
     _plant(guest, rel, target if kind == "abs" else _escape(guest, rel, target))
-    before = _state(host)
+    before = tree_state(host)
     container.prepare_root(guest, "new-name", "ssh-ed25519 AAAAnew key")
-    assert _state(host) == before
+    assert tree_state(host) == before
     if rel in ("etc/hostname", "etc/hosts", "root/.ssh/authorized_keys"):
         p = os.path.join(guest, rel)
         assert stat.S_ISREG(os.lstat(p).st_mode)
@@ -253,9 +235,9 @@ def test_prepare_root_follows_symlinks_the_way_the_guest_does(world):
     os.makedirs(inside)
     os.makedirs(os.path.join(host, "home-admin"))
     _plant(guest, "root", os.path.join(host, "home-admin"))
-    before = _state(host)
+    before = tree_state(host)
     container.prepare_root(guest, "n1", "ssh-ed25519 AAAA k")
-    assert _state(host) == before
+    assert tree_state(host) == before
     keys = os.path.join(inside, ".ssh/authorized_keys")
     assert open(keys).read() == "ssh-ed25519 AAAA k\n"
     assert stat.S_IMODE(os.stat(os.path.dirname(keys)).st_mode) == 0o700
@@ -269,13 +251,13 @@ def test_symlink_loop_is_refused_with_machine_and_path(world):
     _write(os.path.join(loop, "hostname"), "canary in the loop target\n")
     _plant(guest, "etc", loop)
     _plant(guest, loop.lstrip("/"), loop)
-    before = _state(host)
+    before = tree_state(host)
     with pytest.raises(HostError) as info:
         container.prepare_root(guest, "n1", None, LABEL)
     assert isinstance(info.value, GuestPathError)
     assert str(info.value) == LABEL + ": guest path /etc/hostname: too many levels of symbolic links"
     assert "\n" not in str(info.value)
-    assert _state(host) == before
+    assert tree_state(host) == before
 
 
 def test_directory_where_a_file_goes_is_refused(world):
@@ -294,10 +276,10 @@ def test_file_where_a_directory_goes_is_refused(world):
     host, guest = world
     _guest_rootfs(guest)
     _plant(guest, "root/.ssh", "../etc/hostname")   # resolves (inside) to a file
-    before = _state(host)
+    before = tree_state(host)
     with pytest.raises(GuestPathError, match=r"^machine 0f1e2d3c: guest path /root/.ssh"):
         container.prepare_root(guest, "n1", "ssh-ed25519 AAAA k", LABEL)
-    assert _state(host) == before
+    assert tree_state(host) == before
 
 
 def test_snapshot_refusal_names_the_machine_and_leaves_no_image(world, tmp_path):
@@ -307,9 +289,9 @@ def test_snapshot_refusal_names_the_machine_and_leaves_no_image(world, tmp_path)
     loop = os.path.join(host, "journal")   # on the host: canaries; in the guest: a self-loop
     _plant(src, "var/log/journal", loop)
     _plant(src, loop.lstrip("/"), loop)
-    before = _state(host)
+    before = tree_state(host)
     with pytest.raises(HostError, match=r"^machine 0f1e2d3c: guest path /var/log/journal: "
                                         r"too many levels of symbolic links$"):
         image.snapshot_rootfs(src, str(tmp_path / "images" / "img"), label=LABEL)
     assert os.listdir(tmp_path / "images") == []
-    assert _state(host) == before
+    assert tree_state(host) == before

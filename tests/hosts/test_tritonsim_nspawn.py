@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIClient, CloudAPIError
 from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key
-from hostutil import Ssh, assert_host_clean, host_snapshot, wait_until
+from hostutil import Ssh, assert_host_clean, host_snapshot, tree_state, wait_until
 
 IMAGE = "debian-12"
 PACKAGE = "g1-small"
@@ -161,20 +161,6 @@ def test_guest_users_and_guest_root_stay_in_their_place(cloud):
     assert stat.S_IMODE(os.stat(console).st_mode) == 0o600
 
 
-def _tree_state(top):
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames + ["."]:
-            path = os.path.normpath(os.path.join(dirpath, name))
-            st = os.lstat(path)
-            content = None
-            if os.path.isfile(path) and not os.path.islink(path):
-                with open(path, "rb") as f:
-                    content = f.read()
-            out[os.path.relpath(path, top)] = (st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns, content)
-    return out
-
-
 def test_guest_symlinks_to_host_paths_are_never_followed(cloud):
     """A guest plants symlinks to host directories before CreateImageFromMachine
     (var/log/journal, root/.ssh: emptied by the identity reset) and CreateMachine from
@@ -189,7 +175,7 @@ def test_guest_symlinks_to_host_paths_are_never_followed(cloud):
             with open(os.path.join(canary, rel), "w") as f:
                 f.write(text)
         os.chmod(os.path.join(canary, "dotssh"), 0o755)
-        before = _tree_state(canary)
+        before = tree_state(canary)
         template = create(client, sim, "planter-1")
         ssh.run(template["primaryIp"],
                 "rm -rf /var/log/journal && ln -s {c}/journal /var/log/journal"
@@ -202,10 +188,10 @@ def test_guest_symlinks_to_host_paths_are_never_followed(cloud):
             current = client.get("/%s/images/%s" % (sim.account, image["id"]), expect=dict)
             return current if current["state"] in ("active", "failed") else None
         done = wait_until(image_done, timeout=300, interval=1, what="image done")
-        assert _tree_state(canary) == before
+        assert tree_state(canary) == before
         assert done["state"] == "active", done
         clone = create(client, sim, "clone-2", image=image["id"])
-        assert _tree_state(canary) == before
+        assert tree_state(canary) == before
         # the clone's /root/.ssh still points at that path: the host resolved it inside the clone
         # when it wrote root's authorized_keys (so it is in the clone's overlay, not on the host)
         rootfs = os.path.join(str(sim.data_dir), "nspawn", "images", image["id"], "rootfs")
