@@ -149,15 +149,21 @@ def test_snapshot_never_touches_what_guest_symlinks_point_at(world, tmp_path, re
         assert open(os.path.join(root, "root/data")).read() == "keep me"
 
 
-@pytest.mark.parametrize("rel,host_rel,kind", RESET_ATTACKS, ids=_ids(RESET_ATTACKS))
-def test_reset_identity_in_place_stays_inside(world, rel, host_rel, kind):
+def _attack_leaves_host_unchanged(world, rel, host_rel, kind, act):
+    """Plant a symlink at guest ``rel`` to the host's ``host_rel`` (absolute, or a ../.. escape),
+    run ``act(guest)``: nothing under the host's canary tree may change."""
     host, guest = world
     _guest_rootfs(guest)
     target = os.path.join(host, host_rel).rstrip("/")
     _plant(guest, rel, target if kind == "abs" else _escape(guest, rel, target))
     before = tree_state(host)
-    image.reset_identity(guest)
+    act(guest)
     assert tree_state(host) == before
+
+
+@pytest.mark.parametrize("rel,host_rel,kind", RESET_ATTACKS, ids=_ids(RESET_ATTACKS))
+def test_reset_identity_in_place_stays_inside(world, rel, host_rel, kind):
+    _attack_leaves_host_unchanged(world, rel, host_rel, kind, image.reset_identity)
 
 
 def test_reset_identity_replaces_planted_files_inside_the_guest(world):
@@ -213,13 +219,9 @@ def test_symlinked_directories_resolve_inside_the_guest(world):
 ])
 def test_prepare_root_never_writes_through_guest_symlinks(world, rel, host_rel, kind):
     """CreateMachine from an image whose files a guest replaced with symlinks."""
-    host, guest = world
-    _guest_rootfs(guest)
-    target = os.path.join(host, host_rel).rstrip("/")
-    _plant(guest, rel, target if kind == "abs" else _escape(guest, rel, target))
-    before = tree_state(host)
-    container.prepare_root(guest, "new-name", "ssh-ed25519 AAAAnew key")
-    assert tree_state(host) == before
+    _attack_leaves_host_unchanged(world, rel, host_rel, kind,
+                                  lambda guest: container.prepare_root(guest, "new-name", "ssh-ed25519 AAAAnew key"))
+    guest = world[1]
     if rel in ("etc/hostname", "etc/hosts", "root/.ssh/authorized_keys"):
         p = os.path.join(guest, rel)
         assert stat.S_ISREG(os.lstat(p).st_mode)
