@@ -3,12 +3,12 @@ folder run_test fetches reports to): a hostile name stops it with one line, befo
 (the URL below has nothing listening)."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support.control import ansible_env, venv_bin
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ("spawn_slaves", "build_template", "run_test", "teardown", "schedule_teardown")
@@ -16,11 +16,8 @@ PLAYBOOKS = ("spawn_slaves", "build_template", "run_test", "teardown", "schedule
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
 def test_a_hostile_cluster_name_stops_the_playbook_first(playbook, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "TRITON_", "SDC_"))}
-    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path),
-               TRITON_URL="http://127.0.0.1:9", TRITON_ACCOUNT="nobody", TRITON_KEY_ID="00:00",
-               PATH=os.path.dirname(sys.executable) + ":" + os.environ["PATH"])
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+    env = dict(ansible_env(tmp_path), TRITON_URL="http://127.0.0.1:9", TRITON_ACCOUNT="nobody", TRITON_KEY_ID="00:00")
+    proc = subprocess.run([venv_bin("ansible-playbook"),
                            str(REPO / "playbooks" / (playbook + ".yml")), "-e", json.dumps({"cluster": "../../etc x"})],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -3,12 +3,12 @@ the real templates rendered by a real ansible-playbook, the scripts' assignments
 (systemd's own reading of the master unit is checked on a real host in tests/roles.)"""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support.control import ansible_env, venv_bin
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
@@ -38,11 +38,8 @@ def render(tmp_path, **values):
     out.mkdir(exist_ok=True)
     playbook = tmp_path / "render.yml"
     playbook.write_text(PLAYBOOK.format(roles=ROLES, out=out))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-               PATH=os.path.dirname(sys.executable) + ":" + os.environ["PATH"])
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(playbook),
+    env = dict(ansible_env(tmp_path / "tmp"), ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    proc = subprocess.run([venv_bin("ansible-playbook"), str(playbook),
                            "-e", json.dumps(values)], env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, check=False)
     return proc, out

@@ -9,19 +9,25 @@ REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = REPO / "tests" / "integration"
 
 
+def ansible_env(local_temp):
+    """Environment for ansible-* commands of this checkout: its ansible.cfg, none of the caller's
+    TRITON_*, SDC_*, ANSIBLE_* settings or ssh-agent, no colours, the venv first on PATH."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRITON_", "SDC_", "ANSIBLE_")) and k != "SSH_AUTH_SOCK"}
+    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_LOCAL_TEMP=str(local_temp), PATH=os.path.dirname(sys.executable) + ":" + os.environ.get("PATH", ""))
+    return env
+
+
 def control_env(sim, home):
     """Environment for ansible-* commands: TRITON_* point at ``sim``, its key sits in ``home``/.ssh."""
     ssh = Path(home) / ".ssh"
     ssh.mkdir(parents=True, exist_ok=True)
     shutil.copy(sim.key_path, ssh / "id_rsa")
     shutil.copy(sim.pub_path, ssh / "id_rsa.pub")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TRITON_", "SDC_", "ANSIBLE_")) and k != "SSH_AUTH_SOCK"}
+    env = ansible_env(Path(home) / ".ansible-tmp")
     env.update(HOME=str(home), TRITON_URL=sim.url, TRITON_ACCOUNT=sim.account, TRITON_KEY_ID=sim.fingerprint,
-               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(INTEGRATION / "callback_plugins"),
-               ANSIBLE_CALLBACKS_ENABLED="record_results", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_LOCAL_TEMP=str(Path(home) / ".ansible-tmp"),
-               PATH=os.path.dirname(sys.executable) + ":" + os.environ.get("PATH", ""))
+               ANSIBLE_CALLBACK_PLUGINS=str(INTEGRATION / "callback_plugins"), ANSIBLE_CALLBACKS_ENABLED="record_results")
     return env
 
 
