@@ -24,5 +24,5 @@ def test_a_hostile_cluster_name_stops_the_playbook_first(playbook, tmp_path):
     failed = [line for line in proc.stdout.splitlines() if line.startswith("fatal:")]
     assert len(failed) == 1 and "Check the cluster name" in proc.stdout, proc.stdout
     assert "%s.yml" % playbook in failed[0]
-    assert "needs -e cluster=NAME, lowercase letters, digits and dashes (got \\\"../../etc x\\\")" in failed[0]
+    assert "needs a cluster: pass -e cluster=NAME, lowercase letters, digits and dashes (got \\\"../../etc x\\\")" in failed[0]
     assert "ok=" in proc.stdout and "changed=0" in proc.stdout
