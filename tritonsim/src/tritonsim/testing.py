@@ -112,6 +112,10 @@ class TritonSimProcess:
         return self._sim("POST", "/__sim/seed-machines",
                          {"count": count, "tags": tags or {}, "name_prefix": name_prefix})
 
+    def firewall(self):
+        """{machine id: firewall policy} as last handed to the backend."""
+        return self._sim("GET", "/__sim/firewall")
+
     # ---- process control
 
     def start(self):

@@ -89,6 +89,18 @@ class MachineBackend(ABC):
     def update_metadata(self, machine, metadata):
         """Customer metadata changed; push it into the running guest if possible."""
 
+    def set_firewall(self, machine_id, policy):
+        """The machine's Cloud Firewall policy changed (also once per firewalled machine
+        at every tritonsim start).  policy None: no firewall (disabled, or the machine is
+        gone); else {"inbound_allow": [entry], "outbound_block": [entry]} where entry is
+        {"proto": "tcp"|"udp", "addrs": [CIDR], "ports": [[lo, hi]] or None (all)} or
+        {"proto": "icmp", "addrs": [CIDR], "types": [[type, code or None]] or None (all)}
+        (see tritonsim/firewall.py compile_policies).  Everything inbound not allowed is
+        dropped and everything outbound not blocked allowed; loopback and replies to the
+        machine's own connections always pass.  The policy may arrive before create()
+        and must hold from the first boot, across restarts of the machine.  Default:
+        not enforced."""
+
     def resume(self, machine, image):
         """After a tritonsim restart: finish the interrupted operation named by
         machine["pending"]["action"] ("provision", "start", "stop", "reboot")."""

@@ -16,6 +16,7 @@ class MemoryBackend(MachineBackend):
         self.action_delay = provision_delay if action_delay is None else action_delay
         self.image_delay = provision_delay if image_delay is None else image_delay
         self._timers = Scheduler()
+        self.firewall = {}   # machine id -> last policy (not enforced; for tests)
 
     def _later(self, machine, delay, fn):
         # Keyed by machine: a new command supersedes an unfinished one.
@@ -42,6 +43,12 @@ class MemoryBackend(MachineBackend):
 
     def delete(self, machine):
         self._timers.cancel(machine["id"])
+
+    def set_firewall(self, machine_id, policy):
+        if policy is None:
+            self.firewall.pop(machine_id, None)
+        else:
+            self.firewall[machine_id] = policy
 
     def snapshot(self, machine, image):
         self._timers.call_later(self.image_delay,

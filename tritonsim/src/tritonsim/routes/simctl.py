@@ -51,6 +51,11 @@ def seed_machines():
     return json_response({"count": len(ids), "first": ids[0], "last": ids[-1]}, 201)
 
 
+def firewall_policies():
+    """{machine id: policy} as last handed to the backend (firewalled machines only)."""
+    return json_response(sim().firewall.policies())
+
+
 def info():
     """Where this tritonsim is reachable: from the host and, with real hosts, from inside machines."""
     current = sim()
@@ -68,4 +73,5 @@ ROUTES = [
     ("/__sim/stats", "sim.GetStats", ["GET"], get_stats),
     ("/__sim/stats", "sim.ResetStats", ["DELETE"], reset_stats),
     ("/__sim/seed-machines", "sim.SeedMachines", ["POST"], seed_machines),
+    ("/__sim/firewall", "sim.Firewall", ["GET"], firewall_policies),
 ]
