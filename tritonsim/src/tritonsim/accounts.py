@@ -33,6 +33,7 @@ class User:
     login: str
     uuid: str
     keys: list = field(default_factory=list)
+    profile: dict = field(default_factory=dict)     # email, firstName, ... (iam.py keeps it)
 
     def find_key(self, ident):
         """A key by name or MD5 fingerprint (CloudAPI's UFDS filter does both)."""
@@ -55,7 +56,7 @@ class Account(User):
     users: dict = field(default_factory=dict)
 
     def to_api(self):
-        return {
+        out = {
             "id": self.uuid,
             "login": self.login,
             "email": f"{self.login}@tritonsim.invalid",
@@ -66,6 +67,8 @@ class Account(User):
             "created": CREATED,
             "updated": CREATED,
         }
+        out.update(self.profile)      # UpdateAccount's changes
+        return out
 
 
 def build_account(login, key_files, user_specs):

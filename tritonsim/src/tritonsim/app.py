@@ -2,7 +2,8 @@
 
 Order per request, as in CloudAPI: route match (404/405) -> body parsing ->
 [faults] -> Accept-Version (400 InvalidVersion) -> authentication (400/401)
--> account in the path (403) -> throttle (429) -> handler.  /__sim/* skips
+-> account in the path (403) -> throttle (429) -> RBAC for sub-users (403,
+see access.py) -> handler.  /__sim/* skips
 everything after route matching, and instead needs a loopback peer (403) and this
 run's admin token (401), see admin.py.
 """
@@ -19,7 +20,7 @@ import uuid
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import API_VERSIONS, CLOUDAPI_CODE_VERSION, admin, auth, httpsig, routes
+from . import API_VERSIONS, CLOUDAPI_CODE_VERSION, access, admin, auth, httpsig, routes
 from .context import drop_connection, json_response, sim as _sim
 from .errors import CloudApiError, not_authorized
 from .machines import ACTION_ROUTES
@@ -70,6 +71,7 @@ def _pipeline():
     g.start = time.perf_counter()
     g.drop = False
     g.caller = None
+    g.active_roles = []
     g.route = None
     if request.routing_exception is not None:
         return None        # Flask raises it next; answered by _http_error
@@ -117,6 +119,8 @@ def _pipeline():
                              f"({g.route.lower()})")
     if sim.throttle is not None and not sim.throttle.allow(caller.account.login):
         raise CloudApiError(429, "TooManyRequests", sim.throttle.message())
+    g.active_roles = access.check(sim, caller, request.url_rule.endpoint, request.method,
+                                  request.path, g.params, request.headers, request.remote_addr)
     return None
 
 
@@ -151,6 +155,9 @@ def _finish(resp):
     started = g.get("start")
     if started is not None:
         resp.headers["Response-Time"] = str(int((time.perf_counter() - started) * 1000))
+    if g.get("caller") is not None and request.method in ("GET", "HEAD") \
+            and resp.status_code == 200:
+        resp.headers.update(access.role_tag_header(_sim(), g.caller.account.login, request.path))
     body = resp.get_data()
     if body:
         resp.headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()

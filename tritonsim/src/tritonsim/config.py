@@ -16,6 +16,7 @@ class Config:
     account: str
     keys: list = field(default_factory=list)
     users: list = field(default_factory=list)       # [(login, pubkey path)]
+    plain_users: bool = False                        # --user logins get no administrator role
     provision_delay: float = 2.0
     action_delay: float = None
     throttle: tuple = (10.0, 30)                     # (rate, burst) or None
@@ -71,6 +72,10 @@ def build_parser():
                        help="account SSH public key (repeatable)")
     serve.add_argument("--user", action="append", default=[], type=_user,
                        metavar="LOGIN:PUBKEY_FILE", help="sub-user and one of its keys (repeatable)")
+    serve.add_argument("--plain-users", action="store_true",
+                       help="do not make --user sub-users default members of the seeded "
+                            "administrator role (RBAC then allows them only what roles "
+                            "and policies made through the API allow)")
     serve.add_argument("--provision-delay", type=_checked(_seconds), default=2.0, metavar="SECONDS",
                        help="memory backend: time from provisioning to running (default 2)")
     serve.add_argument("--action-delay", type=_checked(_seconds), default=None, metavar="SECONDS",
@@ -96,7 +101,8 @@ def parse_args(argv=None):
     args = build_parser().parse_args(argv)
     host, port = args.listen
     return Config(host=host, port=port, data_dir=args.data, account=args.account,
-                  keys=args.key, users=args.user, provision_delay=args.provision_delay,
+                  keys=args.key, users=args.user, plain_users=args.plain_users,
+                  provision_delay=args.provision_delay,
                   action_delay=args.action_delay, throttle=args.throttle, faults=args.faults,
                   seed=args.seed, backend=args.backend, datacenter=args.datacenter,
                   log_requests=args.log_requests, admin_token_file=args.admin_token_file)

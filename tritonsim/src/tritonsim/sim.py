@@ -6,6 +6,7 @@ from . import admin, seed
 from .accounts import build_account
 from .backends import BackendEvents, make_backend
 from .faults import Faults
+from .iam import Iam
 from .images import ImageService
 from .machine_props import TagsAndMetadata
 from .machines import MachineService
@@ -48,6 +49,7 @@ class Sim:
         self.stats = Stats()
         self.store = Store(config.data_dir)
         self.store.seed_catalog(seed.IMAGES, seed.PACKAGES, seed.NETWORKS)
+        self.iam = Iam(self.store, self.account, admin_cli_users=not config.plain_users)
         # /__sim needs this run's token (see admin.py); never logged
         self.admin_token_file = Path(config.admin_token_file
                                      or Path(config.data_dir) / admin.DEFAULT_TOKEN_FILE).absolute()

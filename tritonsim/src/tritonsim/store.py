@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS machines (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, 
 CREATE TABLE IF NOT EXISTS images   (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS packages (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS iam      (kind TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+                                     PRIMARY KEY (kind, id));
 """
 
 
@@ -40,6 +42,9 @@ class Store:
         self.images = self._load("images")
         self.packages = self._load("packages")
         self.networks = self._load("networks")
+        self.iam = {}        # kind -> {id -> record}: users, roles, policies, role tags (iam.py)
+        for kind, doc_id, data in self._db.execute("SELECT kind, id, data FROM iam ORDER BY rowid"):
+            self.iam.setdefault(kind, {})[doc_id] = json.loads(data)
 
     def _load(self, table):
         return {json.loads(d)["id"]: json.loads(d)
@@ -101,6 +106,22 @@ class Store:
             self._writable()
             self.images.pop(image_id, None)
             self._db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+    def iam_docs(self, kind):
+        return self.iam.setdefault(kind, {})
+
+    def save_iam(self, kind, doc_id, record):
+        with self.lock:
+            self._writable()
+            self.iam.setdefault(kind, {})[doc_id] = record
+            self._db.execute("INSERT OR REPLACE INTO iam (kind, id, data) VALUES (?, ?, ?)",
+                             (kind, doc_id, json.dumps(record)))
+
+    def delete_iam(self, kind, doc_id):
+        with self.lock:
+            self._writable()
+            self.iam.get(kind, {}).pop(doc_id, None)
+            self._db.execute("DELETE FROM iam WHERE kind = ? AND id = ?", (kind, doc_id))
 
     def close(self):
         with self.lock:

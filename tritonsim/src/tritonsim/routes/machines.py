@@ -1,5 +1,8 @@
 """ListMachines, GetMachine, CreateMachine, the POST actions, DeleteMachine, MachineAudit."""
 
+from flask import g, request
+
+from .. import access
 from ..context import (audit_caller, caller, drop_connection, empty_response, json_response,
                        omit_networks, params, sim)
 
@@ -15,7 +18,10 @@ def get_machine(login, mid):
 
 
 def create_machine(login):
+    roles = access.roles_for_new_machine(sim(), g.active_roles, request.headers.get("Role-Tag"))
     machine = sim().machines.create(audit_caller(), params())
+    if roles:
+        sim().iam.set_role_tags(f"/{caller().account.login}/machines/{machine['id']}", roles)
     if sim().faults.roll("lost_create"):
         drop_connection()
     if omit_networks():
