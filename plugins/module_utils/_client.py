@@ -172,8 +172,9 @@ class CloudAPIClient:
     def get(self, path, query=None, *, expect):
         return self.request("GET", path, query=query, expect=expect).data
 
-    def post(self, path, body=None, query=None, idempotent=False, expect=None):
-        return self.request("POST", path, query=query, body=body, idempotent=idempotent, expect=expect).data
+    def post(self, path, body=None, query=None, idempotent=False, expect=None, headers=None):
+        return self.request("POST", path, query=query, body=body, idempotent=idempotent, expect=expect,
+                            headers=headers).data
 
     def put(self, path, body=None, expect=None):
         return self.request("PUT", path, body=body, expect=expect).data
@@ -199,8 +200,10 @@ class CloudAPIClient:
                 return items
             offset += limit
 
-    def request(self, method, path, query=None, body=None, idempotent=None, expect=None):
-        """Send one logical request; returns a Response or raises CloudAPIError."""
+    def request(self, method, path, query=None, body=None, idempotent=None, expect=None, headers=None):
+        """Send one logical request; returns a Response or raises CloudAPIError.
+
+        ``headers``: extra request headers (such as CreateMachine's Role-Tag); the signed ones win."""
         if idempotent is None:
             idempotent = method != "POST"
         target = path + ("?" + encode_query(query) if query else "")
@@ -208,7 +211,7 @@ class CloudAPIClient:
         attempt = 0
         while True:
             attempt += 1
-            error, retry_after = self._attempt(method, target, body, idempotent, expect)
+            error, retry_after = self._attempt(method, target, body, idempotent, expect, headers)
             if isinstance(error, Response):
                 return error
             delay = self._backoff(attempt, retry_after)
@@ -219,16 +222,17 @@ class CloudAPIClient:
 
     # -- internals --------------------------------------------------------------------------------------
 
-    def _attempt(self, method, target, body, idempotent, expect):
+    def _attempt(self, method, target, body, idempotent, expect, extra_headers=None):
         """One HTTP exchange: (Response, None) on success, else (CloudAPIError, retry_after or None).
 
         A non-retryable failure raises at once.
         """
-        headers = {
+        headers = dict(extra_headers or {})
+        headers.update({
             "Accept": "application/json",
             "Accept-Version": ACCEPT_VERSION,
             "User-Agent": USER_AGENT,
-        }
+        })
         self.rate_limiter.acquire()
         headers.update(self.signer.headers(method, target))
         data = None

@@ -192,8 +192,9 @@ class Fleet:
 
     # -- writes ---------------------------------------------------------------------------------------
 
-    def create(self, body, allocator=None):
-        """Create one machine; returns it as CloudAPI showed it.
+    def create(self, body, allocator=None, headers=None):
+        """Create one machine; returns it as CloudAPI showed it. ``headers``: extra request headers
+        (Role-Tag).
 
         On a lost response the name is looked up (until a lookup succeeds) and a found machine is
         returned; only a name provably unused is sent again. With an ``allocator``, a name taken by
@@ -203,7 +204,7 @@ class Fleet:
         path = self.client.account_path("machines")
         while True:
             try:
-                return self.client.post(path, body, expect=dict)
+                return self.client.post(path, body, expect=dict, headers=headers)
             except CloudAPIError as exc:
                 if exc.maybe_committed:
                     existing = self._retry(lambda: get_machine(self.client, body["name"], missing_ok=True),

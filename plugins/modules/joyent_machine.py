@@ -79,6 +79,20 @@ options:
     description:
       - Enable or disable the cloud firewall; applied to new and existing machines.
     type: bool
+  role_tags:
+    description:
+      - RBAC role tags of the machine(s), as the complete set - names of roles
+        (M(locustfleet.triton.joyent_role)) that apply to these machines. An empty list removes every role tag;
+        when omitted, role tags are left as they are.
+      - New machines are created with them (the C(Role-Tag) header of CreateMachine), so they carry them from
+        birth. For existing machines the role tags are read from the C(Role-Tag) header of GetMachine (one call per
+        machine, in parallel like the other per-machine work) and replaced where they differ
+        (C(PUT /:account/machines/:id) with C(role-tag)). The order does not matter.
+      - A role tag can only name a role that exists.
+      - Not used with O(state=absent).
+    type: list
+    elements: str
+    version_added: 0.3.0
   count:
     description:
       - Exact number of live machines that carry O(count_tags). The shortfall is created and the
@@ -132,7 +146,7 @@ attributes:
     description: Reports what would change without any write call.
   diff_mode:
     support: full
-    description: Shows machine names, states and tags before and after.
+    description: Shows machine names, states and tags (and role tags, with O(role_tags)) before and after.
 """
 
 EXAMPLES = r"""
@@ -164,6 +178,14 @@ EXAMPLES = r"""
     count_tags: {locustfleet.cluster: demo, locustfleet.role: worker}
     count: 6
     state: stopped
+
+- name: Workers that the role demo-watcher applies to, from the moment they exist
+  locustfleet.triton.joyent_machine:
+    count: 6
+    count_tags: {locustfleet.cluster: demo, locustfleet.role: worker}
+    role_tags: [demo-watcher]
+    image: debian-12
+    package: g1-medium
 
 - name: Delete the whole cluster
   locustfleet.triton.joyent_machine:
@@ -305,6 +327,8 @@ from ansible_collections.locustfleet.triton.plugins.module_utils._fleet import (
 from ansible_collections.locustfleet.triton.plugins.module_utils._images import resolve_image
 from ansible_collections.locustfleet.triton.plugins.module_utils._machines import get_machine, is_uuid, summarize
 from ansible_collections.locustfleet.triton.plugins.module_utils._parallel import BatchError
+from ansible_collections.locustfleet.triton.plugins.module_utils._rbac import (
+    NAME_RE, get_role_tags, name_problem, role_tag_header, set_role_tags)
 from ansible_collections.locustfleet.triton.plugins.module_utils._tags import plan_tags, tag_value_problem
 
 
@@ -325,6 +349,7 @@ class JoyentMachine(TritonModule):
             metadata=dict(type="dict"),
             user_script=dict(type="str", no_log=True),
             firewall_enabled=dict(type="bool"),
+            role_tags=dict(type="list", elements="str"),
             count=dict(type="int"),
             count_tags=dict(type="dict"),
             name_prefix=dict(type="str"),
@@ -381,6 +406,38 @@ class JoyentMachine(TritonModule):
             problem = tag_value_problem(params[option], what="%s tag" % option)
             if problem:
                 self.fail(problem)
+        for index, role in enumerate(params["role_tags"] or []):
+            problem = name_problem("role_tags[%d]" % index, role, NAME_RE, "a role name")
+            if problem:
+                self.fail(problem)
+
+    # -- role tags ------------------------------------------------------------------------------------
+
+    def _wants_role_tags(self):
+        return self.params["role_tags"] is not None and self.params["state"] != "absent"
+
+    def _create_headers(self):
+        role_tags = self.params["role_tags"]
+        return role_tag_header(sorted(set(role_tags))) if self._wants_role_tags() and role_tags else None
+
+    def _role_tags_of(self, machines):
+        """{id: role tags now} of ``machines``, one GetMachine each, in parallel."""
+        if not self._wants_role_tags() or not machines:
+            return {}
+        client = self.client
+        found = self.fleet.parallel(lambda m: get_role_tags(client, client.account_path("machines", m["id"])),
+                                    machines)
+        return {m["id"]: tags for m, tags in zip(machines, found)}
+
+    def _role_tag_todo(self, current):
+        """Ids of the machines whose role tags (``current``: {id: tags}) differ from role_tags."""
+        wanted = sorted(set(self.params["role_tags"] or []))
+        return sorted(mid for mid, tags in current.items() if sorted(tags) != wanted)
+
+    def _set_role_tags(self, machine_ids):
+        client = self.client
+        wanted = sorted(set(self.params["role_tags"]))
+        self._each(lambda mid: set_role_tags(client, client.account_path("machines", mid), wanted), machine_ids)
 
     # -- doing things, keeping count of what changed --------------------------------------------------
 
@@ -437,15 +494,18 @@ class JoyentMachine(TritonModule):
         plan = plan_fleet(members, count, state, prefix, params["tags"], params["firewall_enabled"])
         spec = self._create_spec("%d machine(s) for count_tags %s" % (len(plan.create), params["count_tags"])) \
             if plan.create else None
+        role_tags = self._role_tags_of(plan.keep)
+        retag_roles = self._role_tag_todo(role_tags)
         if self.module._diff:
-            self.result["diff"] = self._fleet_diff(members, plan)
+            self.result["diff"] = self._fleet_diff(members, plan, role_tags)
         if self.module.check_mode:
-            self.result["changed"] = plan.changed
+            self.result["changed"] = plan.changed or bool(retag_roles)
             self.result["machines"] = [summarize(m) for m in plan.keep]
             return
 
         allocator = NameAllocator(prefix, [m["name"] for m in members] + plan.create)
         targets, reboots = self._execute(plan, spec, allocator)
+        self._set_role_tags(retag_roles)
         if params["wait"] or state == "stopped":
             self._settle(targets, spec, allocator)
         if state == "stopped":
@@ -489,7 +549,7 @@ class JoyentMachine(TritonModule):
         machines = []
 
         def create(name):
-            machine = self.fleet.create(self._body(name, spec, identity), allocator)
+            machine = self.fleet.create(self._body(name, spec, identity), allocator, headers=self._create_headers())
             machines.append(machine)
             return machine
 
@@ -513,13 +573,19 @@ class JoyentMachine(TritonModule):
             targets = {m["id"]: "running" for m in replacements}
             targets.update((mid, "deleted") for mid in failed)
 
-    def _fleet_diff(self, members, plan):
+    def _fleet_diff(self, members, plan, role_tags=None):
         target = STATE_TARGET.get(self.params["state"])
         before = {m["name"]: m["state"] for m in members}
         after = {m["name"]: target or m["state"] for m in plan.keep}
         after.update((name, target or "running") for name in plan.create)
-        return {"before": {"count": len(before), "machines": before},
+        diff = {"before": {"count": len(before), "machines": before},
                 "after": {"count": len(after), "machines": after}}
+        if self._wants_role_tags():
+            wanted = sorted(set(self.params["role_tags"]))
+            diff["before"]["role_tags"] = {m["name"]: role_tags.get(m["id"], []) for m in plan.keep}
+            diff["after"]["role_tags"] = dict({m["name"]: wanted for m in plan.keep},
+                                              **{name: wanted for name in plan.create})
+        return diff
 
     # -- one machine ----------------------------------------------------------------------------------
 
@@ -533,6 +599,9 @@ class JoyentMachine(TritonModule):
         machine = self._find_single()
         before = {"name": machine["name"], "state": machine["state"], "tags": machine.get("tags") or {}} \
             if machine else {}
+        role_tags = self._role_tags_of([machine] if machine else [])
+        if machine and self._wants_role_tags():
+            before["role_tags"] = role_tags[machine["id"]]
 
         if state == "absent":
             self._single_diff(before, {})
@@ -550,12 +619,14 @@ class JoyentMachine(TritonModule):
             if params["id"]:
                 self.fail("machine %s not found (a machine can only be created by name)" % params["id"])
             spec = self._create_spec("machine %s" % params["name"])
-            self._single_diff(before, {"name": params["name"], "state": STATE_TARGET[state],
-                                       "tags": params["tags"] or {}})
+            after = {"name": params["name"], "state": STATE_TARGET[state], "tags": params["tags"] or {}}
+            if self._wants_role_tags():
+                after["role_tags"] = sorted(set(params["role_tags"]))
+            self._single_diff(before, after)
             if self.module.check_mode:
                 self.result["changed"] = True
                 return
-            machine = self.fleet.create(self._body(params["name"], spec))
+            machine = self.fleet.create(self._body(params["name"], spec), headers=self._create_headers())
             self.mark_changed()
             self.result["created_ids"] = [machine["id"]]
             if params["wait"] or state == "stopped":
@@ -565,12 +636,12 @@ class JoyentMachine(TritonModule):
                     self.result["machine"] = summarize(machine)
                     self.fail("machine %s (%s) ended in state failed" % (machine["name"], machine["id"]))
 
-        machine = self._converge_single(machine, before)
+        machine = self._converge_single(machine, before, self._role_tag_todo(role_tags))
         if machine:
             self.result["machine"] = summarize(machine)
             self.result["machines"] = [self.result["machine"]]
 
-    def _converge_single(self, machine, before):
+    def _converge_single(self, machine, before, retag_roles=()):
         params = self.params
         state = params["state"]
         plan = plan_fleet([machine], 1, state, "", params["tags"], params["firewall_enabled"])
@@ -580,11 +651,15 @@ class JoyentMachine(TritonModule):
         missing = plan.retag[0][1] if plan.retag else {}
         after = dict(before or {"name": machine["name"]}, state=STATE_TARGET.get(state, machine["state"]))
         after["tags"] = plan_tags(machine.get("tags"), params["tags"]).after
+        if self._wants_role_tags():
+            after["role_tags"] = sorted(set(params["role_tags"]))
         if not self.result.get("diff"):
             self._single_diff(before, after)
         if self.module.check_mode:
-            self.result["changed"] = self.result["changed"] or plan.changed
+            self.result["changed"] = self.result["changed"] or plan.changed or bool(retag_roles)
             return machine
+        if retag_roles:
+            self._set_role_tags(list(retag_roles))
         if missing:
             self.fleet.add_tags(machine["id"], missing)
             self.mark_changed()

@@ -54,6 +54,16 @@ def test_signed_target_includes_the_query_string_exactly_as_sent(server, key):
     assert headers["Accept"] == "application/json"
 
 
+def test_extra_headers_are_sent_but_never_replace_the_signed_ones(server, key):
+    server.default = (200, [], None)
+    client = make_client(server, key)
+    client.post("/jdoe/machines", {"name": "a"},
+                headers={"Role-Tag": "w-role,x", "Authorization": "forged", "Date": "forged"})
+    method, path, body, headers = server.seen[0]
+    assert headers["Role-Tag"] == "w-role,x"
+    assert headers["Authorization"].startswith("Signature ") and headers["Date"] != "forged"
+
+
 def test_429_is_retried_after_retry_after(server, key):
     server.script = [(429, {"code": "TooManyRequests", "message": "slow down"}, {"Retry-After": "2"})]
     server.default = (200, {"ok": 1}, None)
