@@ -6,6 +6,7 @@ from . import admin, seed
 from .accounts import build_account
 from .backends import BackendEvents, make_backend
 from .faults import Faults
+from .firewall_service import FirewallService
 from .iam import Iam
 from .images import ImageService
 from .machine_props import TagsAndMetadata
@@ -61,6 +62,8 @@ class Sim:
         self.props = TagsAndMetadata(self.machines)
         self.images = ImageService(self.store, self.backend, self.account, self.machines)
         self.backend.bind(_Events(self.machines, self.images))
+        # pushes every firewall policy to the backend now, before anything is resumed
+        self.firewall = FirewallService(self.store, self.backend, self.account)
         self.port = config.port  # the real one once the server is bound
         # With real hosts, machines reach CloudAPI on the backend's bridge address.
         self.guest_address = getattr(self.backend, "bridge_address", None)

@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS machines (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, 
 CREATE TABLE IF NOT EXISTS images   (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS packages (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fwrules  (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS iam      (kind TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
                                      PRIMARY KEY (kind, id));
 """
@@ -42,6 +43,9 @@ class Store:
         self.images = self._load("images")
         self.packages = self._load("packages")
         self.networks = self._load("networks")
+        self.fwrules = self._load("fwrules")   # id -> rule record, in creation order
+        # called with the saved records after every machine write (see firewall_service.py)
+        self.machine_listeners = []
         self.iam = {}        # kind -> {id -> record}: users, roles, policies, role tags (iam.py)
         for kind, doc_id, data in self._db.execute("SELECT kind, id, data FROM iam ORDER BY rowid"):
             self.iam.setdefault(kind, {})[doc_id] = json.loads(data)
@@ -78,6 +82,7 @@ class Store:
             self.machines[record["id"]] = record
             self._db.execute("INSERT OR REPLACE INTO machines (id, seq, data) VALUES (?, ?, ?)",
                              (record["id"], record["seq"], json.dumps(record)))
+            self._machines_saved([record])
 
     def save_machines(self, records):
         with self.lock:
@@ -93,6 +98,11 @@ class Store:
                 raise
             for r in records:
                 self.machines[r["id"]] = r
+            self._machines_saved(records)
+
+    def _machines_saved(self, records):
+        for listener in self.machine_listeners:
+            listener(records)
 
     def save_image(self, image):
         with self.lock:
@@ -122,6 +132,21 @@ class Store:
             self._writable()
             self.iam.get(kind, {}).pop(doc_id, None)
             self._db.execute("DELETE FROM iam WHERE kind = ? AND id = ?", (kind, doc_id))
+
+    def save_fwrule(self, rule):
+        with self.lock:
+            self._writable()
+            self.fwrules[rule["id"]] = rule
+            # an update keeps the rowid, so the listing order stays the creation order
+            self._db.execute("INSERT INTO fwrules (id, data) VALUES (?, ?) "
+                             "ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                             (rule["id"], json.dumps(rule)))
+
+    def delete_fwrule(self, rule_id):
+        with self.lock:
+            self._writable()
+            self.fwrules.pop(rule_id, None)
+            self._db.execute("DELETE FROM fwrules WHERE id = ?", (rule_id,))
 
     def close(self):
         with self.lock:

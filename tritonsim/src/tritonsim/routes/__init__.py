@@ -1,11 +1,11 @@
 """URL rules.  Each rule's endpoint is CloudAPI's route name, which is what
 /__sim/stats counts by (POST /:login/machines/:id is renamed per action)."""
 
-from . import (account, catalog, machine_metadata, machine_tags, machines, role_tags, roles,
-               simctl, users)
+from . import (account, catalog, firewall, machine_metadata, machine_tags, machines, role_tags,
+               roles, simctl, users)
 
-MODULES = (account, catalog, machines, machine_tags, machine_metadata, users, roles, role_tags,
-           simctl)
+MODULES = (account, catalog, machines, machine_tags, machine_metadata, firewall, users, roles,
+           role_tags, simctl)
 
 
 def register(app):
