@@ -126,3 +126,29 @@ def test_tag_values_compare_as_text():
 def test_rule_machines_both_sides():
     rule = parse("FROM tag role = worker TO tag role = master ALLOW tcp PORT 1")
     assert [m["id"] for m in rule_machines(rule, [MASTER, WORKER, OTHER])] == ["a", "b"]
+
+
+def test_iptables_rendering():
+    from tritonsim.nspawn.firewall import render, render6
+    policy = {"inbound_allow": [{"proto": "tcp", "addrs": ["10.0.0.2/32"], "ports": [[22, 22],
+                                                                                     [80, 90]]},
+                                {"proto": "icmp", "addrs": ["0.0.0.0/0"], "types": [[8, 0]]},
+                                {"proto": "udp", "addrs": ["10.1.0.0/16"], "ports": None}],
+              "outbound_block": [{"proto": "tcp", "addrs": ["10.9.9.9/32"], "ports": [[25, 25]]}]}
+    assert render(policy).splitlines() == [
+        "*filter", ":TRITONSIM-FW-IN - [0:0]", ":TRITONSIM-FW-OUT - [0:0]",
+        "-A TRITONSIM-FW-IN -i lo -j ACCEPT",
+        "-A TRITONSIM-FW-IN -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A TRITONSIM-FW-IN -s 10.0.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT",
+        "-A TRITONSIM-FW-IN -s 10.0.0.2/32 -p tcp -m tcp --dport 80:90 -j ACCEPT",
+        "-A TRITONSIM-FW-IN -s 0.0.0.0/0 -p icmp -m icmp --icmp-type 8/0 -j ACCEPT",
+        "-A TRITONSIM-FW-IN -s 10.1.0.0/16 -p udp -j ACCEPT",
+        "-A TRITONSIM-FW-IN -j DROP",
+        "-A TRITONSIM-FW-OUT -o lo -j ACCEPT",
+        "-A TRITONSIM-FW-OUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A TRITONSIM-FW-OUT -d 10.9.9.9/32 -p tcp -m tcp --dport 25 -j DROP",
+        "COMMIT"]
+    assert render(None).splitlines() == [
+        "*filter", ":TRITONSIM-FW-IN - [0:0]", ":TRITONSIM-FW-OUT - [0:0]", "COMMIT"]
+    assert "-A TRITONSIM-FW-IN -j DROP" in render6(policy)
+    assert "DROP" not in render6(None)

@@ -53,6 +53,9 @@ class NspawnBackend(MachineBackend):
         self.events = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                            thread_name_prefix="nspawn")
+        # firewall changes in order, never queued behind a boot
+        self._fw_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                              thread_name_prefix="nspawn-fw")
         self._base = None
         self._base_lock = threading.Lock()
         self.hm = HostManager(os.path.join(self.root, "hosts"), on_state=self._on_state,
@@ -183,6 +186,12 @@ class NspawnBackend(MachineBackend):
         except MachineNotFound:
             pass
 
+    def set_firewall(self, machine_id, policy):
+        self.hm.set_firewall(machine_id, policy)   # the next boot uses it
+        fut = self._fw_pool.submit(self.hm.apply_firewall, machine_id)
+        fut.add_done_callback(lambda f: f.exception() and log.error(
+            "firewall of %s not applied: %s", machine_id, f.exception()))
+
     def snapshot(self, machine, image):
         self._submit(self._snapshot, machine["id"], image)
 
@@ -209,4 +218,5 @@ class NspawnBackend(MachineBackend):
         """Finish queued work, then remove every container, mount, netns, veth, bridge
         and iptables rule (machines stay as stopped data in DATA_DIR/nspawn)."""
         self._pool.shutdown(wait=True)
+        self._fw_pool.shutdown(wait=True)
         self.hm.close()

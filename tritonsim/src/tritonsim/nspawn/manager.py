@@ -13,7 +13,7 @@ import re
 import threading
 import time
 
-from . import container, fsutil, image, network, shared
+from . import container, firewall, fsutil, image, network, shared
 from . import metadata as mdoc
 from .cmd import check_prerequisites
 from .errors import HostError, MachineNotFound, MachineStateError
@@ -90,6 +90,8 @@ class HostManager:
         self._lock = threading.RLock()       # guards self._state and the state file
         self._mlocks = {}                    # machine id -> RLock (one operation at a time)
         self._runs = {}                      # machine id -> _Run while a container runs
+        self._fw_policies = {}               # machine id -> Cloud Firewall policy (set_firewall)
+        self._fw_lock = threading.Lock()     # one policy write into a netns at a time
         self._closed = False
         try:
             self._state = self._file.load()
@@ -275,6 +277,7 @@ class HostManager:
         """Net, overlay, metadata, nspawn; wait for sshd. Caller holds the machine lock."""
         self.ensure_network()
         network.setup_machine_net(self._state["network"], m)
+        self._enforce_firewall(m)   # before the guest runs: no unprotected moment
         root = container.mount_overlay(image.rootfs_of(m["image_dir"]), m["dir"])
         self._write_metadata(m)
         started = time.monotonic()
@@ -427,6 +430,28 @@ class HostManager:
                     m["sdc"].update(sdc)
                 self._save()
             self._write_metadata(m)
+
+    def set_firewall(self, machine_id, policy):
+        """Remember the machine's firewall policy (None: none); every boot enforces it,
+        apply_firewall() enforces it now.  Not persisted: tritonsim sets it at start."""
+        with self._fw_lock:
+            if policy is None:
+                self._fw_policies.pop(machine_id, None)
+            else:
+                self._fw_policies[machine_id] = policy
+
+    def apply_firewall(self, machine_id):
+        """Enforce the remembered policy in the machine's netns if it has one now."""
+        with self._lock:
+            m = self._state["machines"].get(machine_id)
+        if m is not None:
+            self._enforce_firewall(m)
+
+    def _enforce_firewall(self, m):
+        with self._fw_lock:
+            policy = self._fw_policies.get(m["id"])
+            if os.path.exists(os.path.join(network.NETNS_DIR, m["netns"])):
+                firewall.apply(m["netns"], policy)
 
     def rename(self, machine_id, alias):
         """Change the alias (sdc:alias); the hostname stays, as on Triton."""
