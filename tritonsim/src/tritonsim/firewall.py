@@ -359,9 +359,14 @@ def _side_text(targets):
     return texts[0] if len(texts) == 1 else "(" + " OR ".join(texts) + ")"
 
 
+def _port_start(port):
+    if port == "all":
+        return 0
+    return port[0] if isinstance(port, tuple) else port
+
+
 def _ports_text(ports):
-    ordered = sorted(ports, key=lambda p: 0 if p == "all" else (p[0] if isinstance(p, tuple)
-                                                               else p))
+    ordered = sorted(ports, key=_port_start)
     if any(isinstance(p, tuple) for p in ordered):
         return "PORTS " + ", ".join(f"{p[0]} - {p[1]}" if isinstance(p, tuple) else str(p)
                                     for p in ordered)
