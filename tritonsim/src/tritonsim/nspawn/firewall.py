@@ -12,6 +12,8 @@ replies, ICMPv6 (neighbour discovery) and nothing else inbound; rules are IPv4 o
 Nothing here reads what the guest wrote: the input is tritonsim's own policy.
 """
 
+import os
+
 from .cmd import run
 
 CHAIN_IN = "TRITONSIM-FW-IN"
@@ -73,13 +75,23 @@ def render6(policy):
 
 def apply(netns, policy):
     """Enforce policy in the netns now (raises HostError if iptables fails)."""
-    for tool, text in (("iptables", render(policy)), ("ip6tables", render6(policy))):
+    if policy is None and not _has_chains(netns):
+        return      # never firewalled: nothing to empty (most boots)
+    tools = [("iptables", render(policy))]
+    if os.path.exists("/proc/net/if_inet6"):     # a kernel with IPv6
+        tools.append(("ip6tables", render6(policy)))
+    for tool, text in tools:
         run(["ip", "netns", "exec", netns, tool + "-restore", "-w", "--noflush"],
             input=text, quiet=True)
         for builtin, chain in (("INPUT", CHAIN_IN), ("OUTPUT", CHAIN_OUT)):
             jump = ["ip", "netns", "exec", netns, tool, "-w", "-t", "filter"]
             if run(jump + ["-C", builtin, "-j", chain], check=False, quiet=True).returncode:
                 run(jump + ["-I", builtin, "1", "-j", chain], quiet=True)
+
+
+def _has_chains(netns):
+    return run(["ip", "netns", "exec", netns, "iptables", "-w", "-n", "-L", CHAIN_IN],
+               check=False, quiet=True).returncode == 0
 
 
 def rules(netns):
