@@ -307,3 +307,28 @@ def test_single_machine_role_tags_and_a_missing_role(tritonsim, playbook):
     bad = playbook(tritonsim, task % (machine["id"], "[nosuchrole]"), expect_rc=2)
     failed = one_line_error(bad, machine["id"], "nosuchrole", "request id")
     assert "\n" not in failed["msg"]
+
+
+def test_rbac_modules_return_what_they_document(tritonsim, playbook, tmp_path):
+    from integration.test_return_docs import check_result
+
+    pub, fingerprint = keypair(tmp_path, "docs")
+    run = playbook(tritonsim, """
+        - name: joyent_user
+          locustfleet.triton.joyent_user:
+            login: docs-user
+            email: docs@example.com
+            keys: [{name: k, key: "%s"}]
+        - name: joyent_policy
+          locustfleet.triton.joyent_policy: {name: docs-policy, rules: ["CAN getmachine"]}
+        - name: joyent_policy without description
+          locustfleet.triton.joyent_policy: {name: docs-policy}
+        - name: joyent_role
+          locustfleet.triton.joyent_role: {name: docs-role, policies: [docs-policy], members: [docs-user]}
+        - name: joyent_user absent
+          locustfleet.triton.joyent_user: {login: nobody, state: absent}
+    """ % pub)
+    for entry in run.entries:
+        check_result(entry["task"].split()[0], entry["result"])
+    assert run.result("joyent_user")["user"]["keys"] == [{"name": "k", "fingerprint": fingerprint}]
+    assert run.result("joyent_policy without description")["policy"]["description"] is None
