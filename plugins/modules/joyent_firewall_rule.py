@@ -10,10 +10,11 @@ module: joyent_firewall_rule
 short_description: Create, change or remove a Triton Cloud Firewall rule
 version_added: 0.3.0
 description:
-  - Manages one rule of the account's Cloud Firewall. The rule text is the rule's identity - a task
-    finds the rule whose text is O(rule), whatever the case of the rule language's keywords, the
-    quoting of tag names and values, and the spacing (CloudAPI writes rules back in a form of its
-    own). Values such as tag values keep their case.
+  - Manages one rule of the account's Cloud Firewall. The rule is its own identity - a task finds the
+    rule that means what O(rule) means. CloudAPI writes every rule back in a form of its own (keywords'
+    case, quoted tag names and values, targets and ports sorted, C(PORTS 22, 80) as
+    C((PORT 22 AND PORT 80))), so none of that counts as a difference. Values such as tag values keep
+    their case. A rule the module's reader does not follow is compared word for word.
   - A rule applies only to machines whose firewall is enabled (C(firewall_enabled), see
     M(locustfleet.triton.joyent_machine) O(locustfleet.triton.joyent_machine#module:firewall_enabled)).
     Such a machine blocks all inbound traffic, except what an enabled rule allows, and allows all

@@ -112,3 +112,22 @@ def test_unterminated_quote_fails_before_any_call(tritonsim, playbook):
     """, expect_rc=2)
     assert "unterminated quote" in run.result("bad")["msg"]
     assert "CreateFirewallRule" not in tritonsim.stats()["by_route"]
+
+
+def test_cloudapi_rewriting_the_rule_is_not_a_change(tritonsim, playbook):
+    """CloudAPI sorts targets and ports and rewrites PORTS lists: the task must still find its rule."""
+    playbook(tritonsim, """
+        - name: create
+          locustfleet.triton.joyent_firewall_rule:
+            rule: FROM (tag b OR ip 10.0.0.2 OR tag a) TO (all vms) ALLOW tcp PORTS 80, 22, 2000-3000
+    """)
+    (rule,) = stored(tritonsim)
+    assert rule["rule"] == 'FROM (ip 10.0.0.2 OR tag "a" OR tag "b") TO all vms ALLOW tcp PORTS 22, 80, 2000 - 3000'
+    tritonsim.reset_stats()
+    again = playbook(tritonsim, """
+        - name: again
+          locustfleet.triton.joyent_firewall_rule:
+            rule: from (tag a or tag b or ip 10.0.0.2) to all vms allow TCP ports 2000 - 3000, 22, 80
+    """)
+    assert again.recap["changed"] == 0 and writes(tritonsim) == {}
+    assert again.result("again")["rule"]["id"] == rule["id"]

@@ -30,7 +30,42 @@ def test_different_rules(other):
 
 
 def test_escaped_quote_inside_a_value():
-    assert rule_key(r'FROM any TO tag "a" = "x\"y" ALLOW tcp PORT 1')[4:7] == ("a", "=", 'x"y')
+    assert rule_key(r'FROM any TO tag "a" = "x\"y" ALLOW tcp PORT 1')[1] == {("tag", "a", 'x"y')}
+
+
+# What tritonsim (like FWAPI) answers for what was sent: tritonsim/docs/firewall.md.
+@pytest.mark.parametrize("sent, returned", [
+    ("FROM tag role = worker TO tag role=master ALLOW tcp PORT 5557",
+     'FROM tag "role" = "worker" TO tag "role" = "master" ALLOW tcp PORT 5557'),
+    ("from any to all vms allow tcp port 22", "FROM any TO all vms ALLOW tcp PORT 22"),
+    ("FROM any TO (all vms) ALLOW tcp (PORT 80 AND PORT 22)", "FROM any TO all vms ALLOW tcp (PORT 22 AND PORT 80)"),
+    ("FROM (tag b OR ip 10.0.0.2 OR subnet 10.0.0.0/24 OR tag a) TO any BLOCK udp PORTS 2000-3000, 53",
+     'FROM (ip 10.0.0.2 OR subnet 10.0.0.0/24 OR tag "a" OR tag "b") TO any BLOCK udp PORTS 53, 2000 - 3000'),
+    ("FROM any TO all vms ALLOW tcp PORTS 22", "FROM any TO all vms ALLOW tcp PORT 22"),
+    ("FROM any TO all vms ALLOW tcp PORTS 80, 22", "FROM any TO all vms ALLOW tcp (PORT 22 AND PORT 80)"),
+    ("FROM any TO all vms ALLOW icmp (TYPE 8 CODE 0 AND TYPE 0)", "FROM any TO all vms ALLOW icmp (TYPE 0 AND TYPE 8 CODE 0)"),
+    ("FROM (ip 10.0.0.1 OR ip 10.0.0.1) TO vm 5e2f0b1a-0000-4000-8000-000000000001 ALLOW tcp PORT 1",
+     "FROM ip 10.0.0.1 TO vm 5e2f0b1a-0000-4000-8000-000000000001 ALLOW tcp PORT 1"),
+])
+def test_same_rule_as_cloudapi_writes_it_back(sent, returned):
+    assert rule_key(sent) == rule_key(returned)
+
+
+@pytest.mark.parametrize("one, other", [
+    ("FROM any TO all vms ALLOW tcp PORTS 22-80", "FROM any TO all vms ALLOW tcp (PORT 22 AND PORT 80)"),
+    ("FROM any TO all vms ALLOW icmp TYPE 8", "FROM any TO all vms ALLOW icmp TYPE 8 CODE 0"),
+    ("FROM ip 10.0.0.1 TO all vms ALLOW tcp PORT 1", "FROM all vms TO ip 10.0.0.1 ALLOW tcp PORT 1"),
+    ("FROM any TO all vms ALLOW udp PORT 53", "FROM any TO all vms ALLOW tcp PORT 53"),
+])
+def test_different_meanings(one, other):
+    assert rule_key(one) != rule_key(other)
+
+
+def test_text_the_parser_does_not_follow_is_compared_word_for_word():
+    assert rule_key("FROM any TO all vms ALLOW tcp PORT 22 PRIORITY 5") == \
+        rule_key("from any to all vms allow tcp port 22 priority 5")
+    assert rule_key("FROM any TO all vms ALLOW tcp PORT 22 PRIORITY 5") != \
+        rule_key("FROM any TO all vms ALLOW tcp PORT 22 PRIORITY 6")
 
 
 @pytest.mark.parametrize("bad", ["", "   ", None, 'FROM any TO tag "open ALLOW tcp PORT 1'])
