@@ -435,6 +435,8 @@ class JoyentMachine(TritonModule):
         return sorted(mid for mid, tags in current.items() if sorted(tags) != wanted)
 
     def _set_role_tags(self, machine_ids):
+        if not machine_ids:
+            return
         client = self.client
         wanted = sorted(set(self.params["role_tags"]))
         self._each(lambda mid: set_role_tags(client, client.account_path("machines", mid), wanted), machine_ids)
