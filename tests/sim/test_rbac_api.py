@@ -237,3 +237,13 @@ def test_persistence_across_restart(sim, api, recipe):
     assert "self-stop" in {p["name"] for p in api.get("/my/policies").json()}
     assert api.get("/my").json()["firstName"] == "Ada"
     assert api.get("/my/users/w-keys/keys").json() == []
+
+
+def test_password_in_query_string_stays_out_of_the_request_log(tritonsim_factory):
+    logged = tritonsim_factory(extra_args=["--log-requests"])
+    api = client_for(logged)
+    resp = api.post(f"/my/users?login=q1&email=q1@example.com&password={PASSWORD}")
+    assert resp.status_code == 201, resp.text
+    log = logged.log_path.read_text()
+    assert "/my/users?login=q1" in log and "password=[redacted]" in log
+    assert PASSWORD not in log

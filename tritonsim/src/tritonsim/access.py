@@ -13,11 +13,11 @@ def check(sim, caller, endpoint, method, path, params, headers, remote_addr):
     Returns the sub-user's active roles ([] for the account owner)."""
     if caller.user is None:
         return []
-    roles = sim.iam.active_roles(caller.user, params.get("as-role"))
+    roles = sim.roles.active_roles(caller.user, params.get("as-role"))
     action = rbac.action_for(endpoint, method, params)
     resource = rbac.resource_name(path, caller.account.login)
     allowed = rbac.authorize(owner=False, roles=roles, action=action, path=path,
-                             resource_roles=set(sim.iam.role_tags(resource)),
+                             resource_roles=set(sim.roles.role_tags(resource)),
                              conditions=_conditions(sim, resource, method, headers, remote_addr))
     if not allowed:
         raise not_authorized(rbac.denial_message(path, action))
@@ -48,7 +48,7 @@ def role_tag_header(sim, login, path):
     own = "/" + "/".join([login] + parts[1:])
     if own != rbac.resource_name(path, login):
         return {}
-    names = sim.iam.role_tags(own)
+    names = sim.roles.role_tags(own)
     return {"Role-Tag": ",".join(names)} if names else {}
 
 
@@ -58,6 +58,6 @@ def roles_for_new_machine(sim, active_roles, header):
     active roles (none for the account owner)."""
     names = rbac.split_role_header(header)
     if names:
-        sim.iam.role_ids(names)
+        sim.roles.role_ids(names)
         return names
     return [r.name for r in active_roles]

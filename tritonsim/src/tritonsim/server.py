@@ -1,6 +1,7 @@
 """Run tritonsim on werkzeug's threaded WSGI server until SIGTERM/SIGINT."""
 
 import logging
+import re
 import signal
 import sys
 import threading
@@ -12,8 +13,16 @@ from .nspawn.errors import HostError
 from .sim import Sim
 
 
+# CloudAPI takes parameters from the query string too: keep passwords out of the log.
+_SECRET_PARAM = re.compile(r"([?&](?:password|administrator_pw)=)[^&\s]*", re.I)
+
+
 class _Handler(WSGIRequestHandler):
     log_requests = False
+
+    def log_request(self, code="-", size="-"):
+        line = f"{self.command} {self.path} {self.request_version}"
+        self.log("info", '"%s" %s %s', _SECRET_PARAM.sub(r"\1[redacted]", line), code, size)
 
     def send_response(self, code, message=None):
         # The app sends Server and Date itself; http.server would add a second pair.

@@ -11,6 +11,7 @@ from .iam import Iam
 from .images import ImageService
 from .machine_props import TagsAndMetadata
 from .machines import MachineService
+from .rolestore import RoleStore
 from .stats import Stats
 from .store import Store
 from .throttle import Throttle
@@ -50,7 +51,8 @@ class Sim:
         self.stats = Stats()
         self.store = Store(config.data_dir)
         self.store.seed_catalog(seed.IMAGES, seed.PACKAGES, seed.NETWORKS)
-        self.iam = Iam(self.store, self.account, admin_cli_users=not config.plain_users)
+        self.roles = RoleStore(self.store)
+        self.iam = Iam(self.store, self.account, self.roles, admin_cli_users=not config.plain_users)
         # /__sim needs this run's token (see admin.py); never logged
         self.admin_token_file = Path(config.admin_token_file
                                      or Path(config.data_dir) / admin.DEFAULT_TOKEN_FILE).absolute()

@@ -21,7 +21,7 @@ def create_machine(login):
     roles = access.roles_for_new_machine(sim(), g.active_roles, request.headers.get("Role-Tag"))
     machine = sim().machines.create(audit_caller(), params())
     if roles:
-        sim().iam.set_role_tags(f"/{caller().account.login}/machines/{machine['id']}", roles)
+        sim().roles.set_role_tags(f"/{caller().account.login}/machines/{machine['id']}", roles)
     if sim().faults.roll("lost_create"):
         drop_connection()
     if omit_networks():

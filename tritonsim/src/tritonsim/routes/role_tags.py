@@ -23,7 +23,7 @@ def _put(**args):
         names = rbac.split_role_header(request.headers.get("Role-Tag"))
     elif isinstance(names, str):
         names = [names]
-    return json_response({"name": resource, "role-tag": sim().iam.set_role_tags(resource, names)})
+    return json_response({"name": resource, "role-tag": sim().roles.set_role_tags(resource, names)})
 
 
 ROUTES = [

@@ -13,52 +13,52 @@ from ..versions import parse_version
 
 
 def _role(role):
-    return sim().iam.role_to_api(role, object_form=parse_version(g.version) >= (9, 0, 0))
+    return sim().roles.role_to_api(role, object_form=parse_version(g.version) >= (9, 0, 0))
 
 
 def list_roles(login):
-    return json_response([_role(r) for r in sim().iam.list_roles()])
+    return json_response([_role(r) for r in sim().roles.list_roles()])
 
 
 def get_role(login, role):
-    return json_response(_role(sim().iam.find_role(role)))
+    return json_response(_role(sim().roles.find_role(role)))
 
 
 def create_role(login):
-    role = sim().iam.create_role(params())
+    role = sim().roles.create_role(params())
     return json_response(_role(role), 201,
                          {"Location": f"/{caller().account.login}/roles/{quote(role['id'])}"})
 
 
 def update_role(login, role):
-    return json_response(_role(sim().iam.update_role(role, params())))
+    return json_response(_role(sim().roles.update_role(role, params())))
 
 
 def delete_role(login, role):
-    sim().iam.delete_role(role)
+    sim().roles.delete_role(role)
     return empty_response(204)
 
 
 def list_policies(login):
-    return json_response(sim().iam.list_policies())
+    return json_response(sim().roles.list_policies())
 
 
 def get_policy(login, policy):
-    return json_response(sim().iam.find_policy(policy))
+    return json_response(sim().roles.find_policy(policy))
 
 
 def create_policy(login):
-    policy = sim().iam.create_policy(params())
+    policy = sim().roles.create_policy(params())
     return json_response(policy, 201, {
         "Location": f"/{caller().account.login}/policies/{quote(policy['id'])}"})
 
 
 def update_policy(login, policy):
-    return json_response(sim().iam.update_policy(policy, params()))
+    return json_response(sim().roles.update_policy(policy, params()))
 
 
 def delete_policy(login, policy):
-    sim().iam.delete_policy(policy)
+    sim().roles.delete_policy(policy)
     return empty_response(204)
 
 
