@@ -1,6 +1,8 @@
 """RBAC in tritonsim over real HTTP: users, keys, policies, roles, role tags and
 enforcement for sub-users (cloudapi.md 7.3 and the 7.4 recipe)."""
 
+from urllib.parse import quote
+
 import pytest
 
 from sim.helpers import DEBIAN_12_NEW, G1_SMALL
@@ -186,11 +188,16 @@ def test_user_and_account_keys(sim, api):
     assert api.get("/my/users/w-keys/keys/k1").json()["fingerprint"] == keys[0]["fingerprint"]
     _error(api.post("/my/users/w-keys/keys", {"key": keys[0]["key"]}), 409, "InvalidArgument",
            "key already exists or is invalid")
+    _error(api.post("/my/users/w-keys/keys", {}), 409, "MissingParameter",
+           "key is a required argument")
+    _error(api.post("/my/users/w-keys/keys", {"key": "garbage"}), 409, "InvalidArgument",
+           "key is invalid")
     assert api.delete("/my/users/w-keys/keys/k1").status_code == 204
     assert api.get("/my/users/w-keys/keys").json() == []
     kp = generate_key(sim.data_dir.parent / "keys" / "extra-account", "acct2")
     resp = api.post("/my/keys", {"key": kp.pub_path.read_text(), "name": "second"})
-    assert resp.status_code == 201 and resp.headers["Location"] == f"/{sim.account}/keys/second"
+    assert resp.status_code == 201
+    assert resp.headers["Location"] == f"/{sim.account}/keys/{quote(kp.fingerprint, safe='')}"
     assert api.get("/my/keys/second").json()["fingerprint"] == kp.fingerprint
     assert api.delete("/my/keys/second").status_code == 204
     _error(api.get("/my/keys/second"), 404, "ResourceNotFound", "second does not exist")

@@ -40,6 +40,26 @@ def test_what_does_not_parse(text):
         parse_rule(text)
 
 
+@pytest.mark.parametrize("text", [
+    # from CloudAPI's own test/users.test.js: principals and typed conditions
+    "Fred can read *.js when foo::string = bar and tag::string = examples and "
+    "sourceip::ip = 10.0.0.0/8",
+    "Bob can read and write timesheet if requesttime::time > 07:30:00 and "
+    "requesttime::time < 18:30:00 and requesttime::day in (Mon, Tue, Wed, THu, Fri)",
+    "John, Jack and Jane can ops_* *",
+    "CAN getmachine WHEN sourceip = 10.0.0.0/8",
+])
+def test_aperture_rules_cloudapi_accepts(text):
+    parse_rule(text)
+
+
+def test_untyped_unknown_condition_is_refused_naming_it():
+    with pytest.raises(RuleError, match="baz"):
+        parse_rule("Pedro can delete * when baz = bar")
+    with pytest.raises(RuleError, match="tag_role"):
+        parse_rule("CAN stopmachine WHEN tag_role = worker")
+
+
 def test_rule_errors_name_the_rule():
     assert rbac.rule_errors(["CAN a", "CAN b"]) == []
     (message,) = rbac.rule_errors(["CAN a", "foo"])
@@ -131,6 +151,15 @@ def test_tag_condition():
     role = ActiveRole("w", (parse_rule("CAN stopmachine WHEN tag_owner::string = x"),))
     assert _allowed([role], "stopmachine", tagged=("w",), conditions={"tag_owner": "x"})
     assert not _allowed([role], "stopmachine", tagged=("w",), conditions={"tag_owner": "y"})
+
+
+def test_principals_limit_a_rule_to_those_logins():
+    role = ActiveRole("w1", (parse_rule("bob and w-* CAN getmachine"),))
+    assert authorize(owner=False, roles=[role], action="getmachine", path="/acct/machines/M",
+                     resource_roles={"w1"}, conditions={}, login="w-7")
+    assert not authorize(owner=False, roles=[role], action="getmachine",
+                         path="/acct/machines/M", resource_roles={"w1"}, conditions={},
+                         login="carol")
 
 
 def test_administrator_role_allows_everything():

@@ -17,6 +17,7 @@ def check(sim, caller, endpoint, method, path, params, headers, remote_addr):
     action = rbac.action_for(endpoint, method, params)
     resource = rbac.resource_name(path, caller.account.login)
     allowed = rbac.authorize(owner=False, roles=roles, action=action, path=path,
+                             login=caller.user.login,
                              resource_roles=set(sim.roles.role_tags(resource)),
                              conditions=_conditions(sim, resource, method, headers, remote_addr))
     if not allowed:

@@ -222,8 +222,12 @@ class Iam:
 
     def create_key(self, principal, params):
         text = params.get("key")
-        if not text or not isinstance(text, str):
+        if not text:
             raise missing_parameter("key is a required argument")
+        if not isinstance(text, str):
+            raise invalid_argument("key must be a String")
+        if len(text.split(" ")) < 2:
+            raise invalid_argument("key is invalid")
         try:
             public = parse_public_key(text)
         except Exception:        # noqa: BLE001 - any parse failure is the same 409

@@ -5,10 +5,11 @@ CloudAPI rules use), the action name of a request, the resource name role tags
 hang on, and the allow/deny decision.  Stores and requests live in access.py
 and iam.py.
 
-Rule syntax: ``CAN action[, action ... and action] [resource ...] [WHEN|IF condition]``;
-actions and resources may contain ``*`` wildcards; conditions are comparisons
-``name[::type] op value`` (op ``=``, ``!=``, ``<``, ``>``, ``<=``, ``>=``, or ``in (a, b)``)
-joined with ``and``, ``or``, ``not`` and parentheses.
+Rule syntax: ``[principal, ... and principal] CAN action[, action ... and action]
+[resource ...] [WHEN|IF condition]``; principals, actions and resources may contain
+``*`` wildcards; conditions are comparisons ``name[::type] op value`` (op ``=``, ``!=``,
+``<``, ``>``, ``<=``, ``>=``, or ``in (a, b)``) joined with ``and``, ``or``, ``not`` and
+parentheses.  A name without ``::type`` must be one CloudAPI types itself (TYPE_TABLE).
 """
 
 import fnmatch
@@ -29,6 +30,13 @@ TAGGABLE = ("machines", "users", "roles", "packages", "images", "policies", "key
             "datacenters", "fwrules", "networks", "services")
 
 
+# Condition names usable without ::type (CloudAPI's aperture typeTable), and their types.
+TYPE_TABLE = {"ip": "ip", "sourceip": "ip", "date": "date", "day": "day", "time": "time",
+              "requesttime": "time", "user-agent": "string", "method": "string",
+              "datacenter": "string"}
+TYPES = ("string", "ip", "date", "day", "time", "number")
+
+
 class RuleError(ValueError):
     """A rule that does not parse; the message is one line."""
 
@@ -41,6 +49,7 @@ class Rule:
     actions: tuple
     resources: tuple = ()
     condition: object = None          # None or a condition tree (tuples)
+    principals: tuple = ()            # sub-user logins the rule is limited to (usually none)
 
 
 _TOKEN = re.compile(r"""\s*(?:
@@ -95,9 +104,12 @@ class _Parser:
         raise RuleError(f"expected {expected}, got {got}")
 
     def rule(self):
-        # Principals are implied in CloudAPI; a leading principal list is not allowed.
+        # CloudAPI implies the principal; a rule may still name some (Aperture allows it).
+        principals = ()
         if not self.keyword("can"):
-            self.fail("CAN")
+            principals = tuple(self.name_list("a principal or CAN"))
+            if not self.keyword("can"):
+                self.fail("CAN")
         actions = self.name_list("an action")
         resources = ()
         kind, value = self.peek()
@@ -108,7 +120,7 @@ class _Parser:
             condition = self.expr()
         if self.peek()[0] is not None:
             self.fail("WHEN, IF or the end of the rule")
-        return Rule(self.text, tuple(actions), tuple(resources), condition)
+        return Rule(self.text, tuple(actions), tuple(resources), condition, principals)
 
     def name_list(self, what):
         names = [self.name(what)]
@@ -158,6 +170,11 @@ class _Parser:
             self.fail("a condition name")
         self.take()
         name, _, typ = lhs.partition("::")
+        typ = typ.lower() or TYPE_TABLE.get(name.lower())
+        if typ is None:
+            raise RuleError(f'condition "{name}" needs a type (e.g. {name}::string)')
+        if typ not in TYPES:
+            raise RuleError(f'unknown type "{typ}" for condition "{name}"')
         if self.keyword("in"):
             if self.take() != ("punct", "("):
                 raise RuleError("expected '(' after IN")
@@ -167,12 +184,12 @@ class _Parser:
                 values.append(self.value())
             if self.take() != ("punct", ")"):
                 raise RuleError("expected ')' after IN list")
-            return ("in", name, typ or "string", tuple(values))
+            return ("in", name, typ, tuple(values))
         kind, op = self.peek()
         if kind != "op":
             self.fail("an operator")
         self.take()
-        return ("cmp", name, typ or "string", op, self.value())
+        return ("cmp", name, typ, op, self.value())
 
     def value(self):
         kind, value = self.peek()
@@ -318,14 +335,15 @@ def _matches(pattern, value):
     return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
-def authorize(*, owner, roles, action, path, resource_roles, conditions):
+def authorize(*, owner, roles, action, path, resource_roles, conditions, login=None):
     """True when the request may proceed.
 
     owner: the account itself signed (always allowed).  roles: the sub-user's
     active ActiveRoles.  resource_roles: names of the roles the resource (or its
     machine) is tagged with.  A rule naming resources applies when one matches
     the literal request path; a rule without resources applies when its role
-    tags the resource.  A role named administrator allows everything.
+    tags the resource.  A rule naming principals applies only to those logins.
+    A role named administrator allows everything.
     """
     if owner:
         return True
@@ -334,6 +352,8 @@ def authorize(*, owner, roles, action, path, resource_roles, conditions):
             return True
         tagged = role.name in resource_roles
         for rule in role.rules:
+            if rule.principals and not any(_matches(p, login or "") for p in rule.principals):
+                continue
             if rule.resources:
                 if not any(_matches(r, path) for r in rule.resources):
                     continue

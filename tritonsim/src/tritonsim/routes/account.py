@@ -38,7 +38,7 @@ def create_key(login):
     account = caller().account
     key = sim().iam.create_key(account, params())
     return json_response(key.to_api(), 201,
-                         {"Location": f"/{account.login}/keys/{quote(key.name, safe='')}"})
+                         {"Location": f"/{account.login}/keys/{quote(key.fingerprint, safe='')}"})
 
 
 def delete_key(login, key):

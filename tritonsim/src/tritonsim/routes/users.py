@@ -52,7 +52,7 @@ def create_user_key(login, user):
     found = iam.find_user(user)
     key = iam.create_key(found, params())
     location = (f"/{caller().account.login}/users/{quote(found.login, safe='')}"
-                f"/keys/{quote(key.name, safe='')}")
+                f"/keys/{quote(key.fingerprint, safe='')}")
     return json_response(key.to_api(), 201, {"Location": location})
 
 
