@@ -82,3 +82,20 @@ def test_rules_by_tag_and_ip_are_enforced_in_the_machines_netns(cloud):
     wait_until(lambda: host_reaches(a, 22), timeout=60, what="A back")
     assert ssh.run(c, CONNECT % (a, 22), check=False).returncode != 0       # only the host's ip
     client.post("%s/fwrules/%s/disable" % (acct, workers["id"]))
+
+
+def test_a_machine_whose_firewall_lets_nothing_in_still_boots(cloud):
+    """Provisioning waits for the guest's sshd; that wait must not depend on the customer's rules
+    (on Triton a firewalled machine without rules is running all the same)."""
+    sim, client, dummy = cloud
+    acct = "/" + sim.account
+    image = client.get(acct + "/images", {"name": "debian-12"}, expect=list)[-1]["id"]
+    closed = client.post(acct + "/machines", dict(name="fw-closed", image=image, package="g1-small",
+                                                  firewall_enabled=True, **{"tag.closed": "yes"}))["id"]
+
+    def settled():
+        machine = client.get("%s/machines/%s" % (acct, closed), expect=dict)
+        return machine if machine["state"] in ("running", "failed") else None
+    machine = wait_until(settled, timeout=240, interval=1, what="fw-closed provisioned")
+    assert machine["state"] == "running"
+    assert not host_reaches(machine["primaryIp"], 22)   # and nothing gets in from the host

@@ -9,11 +9,13 @@ Per machine directory (MACHINE_DIR under the manager's state dir)::
                      CONSOLE_LOG_MAX bytes, then renamed to console.log.1 (one kept)
 """
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from . import fsutil, guestfs, shared
@@ -205,10 +207,50 @@ def console_tail(path, lines=15):
     return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
-def ssh_banner(ip, port=22, timeout=1.0):
-    """The SSH server's banner line if it answers, else None."""
+_CLONE_NEWNET = 0x40000000
+
+
+def netns_socket(netns_path):
+    """A TCP socket that belongs to the network namespace at netns_path.
+
+    Made in a thread of its own (setns changes only the calling thread's namespace, and that
+    thread ends right after), so the caller's namespace never changes."""
+    made = {}
+
+    def make():
+        try:
+            with open(netns_path, "rb") as ns:
+                if hasattr(os, "setns"):
+                    os.setns(ns.fileno(), _CLONE_NEWNET)
+                elif ctypes.CDLL(None, use_errno=True).setns(ns.fileno(), _CLONE_NEWNET) != 0:
+                    errno = ctypes.get_errno()
+                    raise OSError(errno, "setns(%s): %s" % (netns_path, os.strerror(errno)))
+            made["socket"] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError as exc:
+            made["error"] = exc
+
+    worker = threading.Thread(target=make, name="netns-socket")
+    worker.start()
+    worker.join()
+    if "error" in made:
+        raise made["error"]
+    return made["socket"]
+
+
+def ssh_banner(ip, port=22, timeout=1.0, netns_path=None):
+    """The SSH server's banner line if it answers, else None.
+
+    With netns_path the connection is made from inside that namespace (the machine's own): to its
+    own address it goes over loopback, which the machine's Cloud Firewall always lets through,
+    so readiness does not depend on the customer's rules, as on Triton."""
     try:
-        with socket.create_connection((ip, port), timeout=timeout) as s:
+        if netns_path:
+            s = netns_socket(netns_path)
+            s.settimeout(timeout)
+            s.connect((ip, port))
+        else:
+            s = socket.create_connection((ip, port), timeout=timeout)
+        with s:
             s.settimeout(timeout)
             data = b""
             while b"\n" not in data and len(data) < 512:
@@ -222,13 +264,13 @@ def ssh_banner(ip, port=22, timeout=1.0):
     return line.decode("ascii", "replace") if line.startswith(b"SSH-") else None
 
 
-def wait_ssh(ip, proc_alive, timeout):
+def wait_ssh(ip, proc_alive, timeout, netns_path=None):
     """Poll until sshd on ip:22 sends its banner; False on timeout or if the container died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc_alive():
             return None
-        banner = ssh_banner(ip, timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        banner = ssh_banner(ip, timeout=min(1.0, max(0.1, deadline - time.monotonic())), netns_path=netns_path)
         if banner:
             return banner
         time.sleep(0.2)

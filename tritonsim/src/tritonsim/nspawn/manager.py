@@ -288,7 +288,8 @@ class HostManager:
         self._set(m, pid=proc.pid, pid_starttime=run.starttime)
         threading.Thread(target=self._watch, args=(m["id"], run), daemon=True,
                          name="nspawn-watch-" + m["id"][:8]).start()
-        banner = container.wait_ssh(m["ip"], lambda: not run.exited.is_set(), self.boot_timeout)
+        banner = container.wait_ssh(m["ip"], lambda: not run.exited.is_set(), self.boot_timeout,
+                                    netns_path=os.path.join(network.NETNS_DIR, m["netns"]))
         if not banner:
             why = ("exited with status %s" % run.returncode) if run.exited.is_set() \
                 else "sshd did not answer within %ss" % self.boot_timeout
