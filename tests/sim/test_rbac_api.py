@@ -254,3 +254,13 @@ def test_password_in_query_string_stays_out_of_the_request_log(tritonsim_factory
     log = logged.log_path.read_text()
     assert "/my/users?login=q1" in log and "password=[redacted]" in log
     assert PASSWORD not in log
+
+
+def test_new_keys_take_the_role_tag_header(sim, api):
+    kp = generate_key(sim.data_dir.parent / "keys" / "tagged-account", "tagged")
+    resp = api.post("/my/keys", {"key": kp.pub_path.read_text()}, headers={"Role-Tag": "w-m"})
+    assert resp.status_code == 201, resp.text
+    assert api.get(f"/my/keys/{kp.fingerprint}").headers["Role-Tag"] == "w-m"
+    _error(api.post("/my/keys", {"key": kp.pub_path.read_text()}, headers={"Role-Tag": "nope"}),
+           409, "InvalidArgument", "Role(s) nope not found")
+    assert api.delete(f"/my/keys/{kp.fingerprint}").status_code == 204

@@ -1,6 +1,6 @@
 """RBAC at the edge of a request: gathers what rbac.authorize needs (active
 roles, action, resource role tags, conditions) and answers 403 NotAuthorized.
-Also the Role-Tag header of GET responses and the role tags of new machines."""
+Also the Role-Tag header of GET responses and the role tags of new machines and keys."""
 
 import time
 
@@ -53,10 +53,10 @@ def role_tag_header(sim, login, path):
     return {"Role-Tag": ",".join(names)} if names else {}
 
 
-def roles_for_new_machine(sim, active_roles, header):
-    """Role names a new machine is tagged with: the Role-Tag header (validated
-    before the machine is made, 409 for unknown roles), else the sub-user's
-    active roles (none for the account owner)."""
+def roles_for_new(sim, active_roles, header):
+    """Role names a new machine or key is tagged with: the Role-Tag header (checked
+    before anything is made, 409 for unknown roles), else the sub-user's active roles
+    (none for the account owner)."""
     names = rbac.split_role_header(header)
     if names:
         sim.roles.role_ids(names)

@@ -3,7 +3,9 @@ DeleteKey."""
 
 from urllib.parse import quote
 
-from .. import API_VERSIONS
+from flask import g, request
+
+from .. import API_VERSIONS, access
 from ..context import caller, empty_response, json_response, params, sim
 
 
@@ -36,7 +38,10 @@ def get_key(login, key):
 
 def create_key(login):
     account = caller().account
+    roles = access.roles_for_new(sim(), g.active_roles, request.headers.get("Role-Tag"))
     key = sim().iam.create_key(account, params())
+    if roles:
+        sim().roles.set_role_tags(f"/{account.login}/keys/{key.fingerprint}", roles)
     return json_response(key.to_api(), 201,
                          {"Location": f"/{account.login}/keys/{quote(key.fingerprint, safe='')}"})
 

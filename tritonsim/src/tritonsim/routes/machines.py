@@ -18,7 +18,7 @@ def get_machine(login, mid):
 
 
 def create_machine(login):
-    roles = access.roles_for_new_machine(sim(), g.active_roles, request.headers.get("Role-Tag"))
+    roles = access.roles_for_new(sim(), g.active_roles, request.headers.get("Role-Tag"))
     machine = sim().machines.create(audit_caller(), params())
     if roles:
         sim().roles.set_role_tags(f"/{caller().account.login}/machines/{machine['id']}", roles)

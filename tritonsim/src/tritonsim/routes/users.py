@@ -2,6 +2,9 @@
 
 from urllib.parse import quote
 
+from flask import g, request
+
+from .. import access
 from ..context import caller, empty_response, json_response, params, sim
 
 
@@ -50,7 +53,11 @@ def get_user_key(login, user, key):
 def create_user_key(login, user):
     iam = sim().iam
     found = iam.find_user(user)
+    roles = access.roles_for_new(sim(), g.active_roles, request.headers.get("Role-Tag"))
     key = iam.create_key(found, params())
+    if roles:
+        sim().roles.set_role_tags(
+            f"/{caller().account.login}/users/{found.login}/keys/{key.fingerprint}", roles)
     location = (f"/{caller().account.login}/users/{quote(found.login, safe='')}"
                 f"/keys/{quote(key.fingerprint, safe='')}")
     return json_response(key.to_api(), 201, {"Location": location})
