@@ -68,8 +68,8 @@ def main():
                 for run in ("first", "again"):
                     took, calls, routes = spawn(sim, env, workdir, cluster, count, secured)
                     results[label, run] = (took, calls)
-                    print("count=%d %-8s %-5s %6.1f s %4d API calls %s" % (count, label, run, took, calls,
-                                                                         json.dumps(routes)))
+                    print("count=%d %-8s %-5s %6.1f s %4d API calls %s"
+                          % (count, label, run, took, calls, json.dumps(routes)))
             for run in ("first", "again"):
                 (base_time, base_calls), (sec_time, sec_calls) = results["baseline", run], results["secured", run]
                 print("count=%d %s run: secured/baseline time %.2fx, API calls %d vs %d (+%d)"
