@@ -3,9 +3,10 @@ tarball from this checkout, installed with ansible-galaxy into a user's director
 repository, and run by FQCN from there (cwd and PWD = that directory, no ansible.cfg, the user's
 collections dir, the user's own inventory file), against tritonsim --backend nspawn:
 
-    build_template -> spawn from the image -> again (no change) -> graph -> load test ->
-    shrink -> idle stop of the workers and the master -> scheduled teardown, run as cron runs
-    it -> nothing left.
+    build_template -> spawn from the image, behind the fleet's Cloud Firewall, with the watcher's
+    own sub-user -> what the firewall and that sub-user's key let through -> again (no change) ->
+    graph -> load test -> shrink -> idle stop of the workers and the master, by the sub-user ->
+    scheduled teardown, run as cron runs it -> nothing left (machines, rules, sub-user).
 
 The workers come from the template image on purpose: that path (build_template.yml, then
 spawn_slaves.yml -e worker_image=...) is only tested here, and it is the faster one, since no
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -31,6 +33,10 @@ for folder in ("hosts", "roles"):
 from hostutil import assert_host_clean, host_snapshot, require_real_hosts, wait_until  # noqa: E402
 from rolesutil import FILES, TargetServer  # noqa: E402
 from support.control import REPO, live_machines, sim_client  # noqa: E402
+from ansible_collections.locustfleet.triton.plugins.module_utils._client import (  # noqa: E402
+    CloudAPIClient, CloudAPIError)
+from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig  # noqa: E402
+from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key  # noqa: E402
 from support.installed import (ansible, build_tarball, cron_command, cron_line, install_tarball,  # noqa: E402
                                installed_copy, run_as_cron, user_env)
 
@@ -53,7 +59,7 @@ def cloud(tritonsim_module_factory, tmp_path_factory):
     # The user's directory first: a collection that does not build or install fails before any host boots.
     user = install_tarball(build_tarball(tmp_path_factory.mktemp("build")), tmp_path_factory.mktemp("user"))
     shutil.copy(FILES / "fleetcheck.py", user / "fleetcheck.py")  # the user's own locustfile
-    sim = tritonsim_module_factory(users=["watcher"], extra_args=["--backend", "nspawn"], throttle="10:30")
+    sim = tritonsim_module_factory(extra_args=["--backend", "nspawn"], throttle="10:30")
     info = sim.info()  # /__sim/info, with the admin token (tritonsim.testing)
     target = TargetServer(info["guest_url"].split("//")[1].split(":")[0])
     thread = threading.Thread(target=target.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
@@ -78,15 +84,13 @@ def shell_env(sim, user):
 def run(cloud_, playbook, *extra, expect_rc=0):
     """ansible-playbook locustfleet.triton.PLAYBOOK from the user's directory; (output, recap)."""
     sim, guest_url, dummy, user = cloud_
-    watcher = sim.users["watcher"]
     extra_vars = {
         "cluster": CLUSTER,
         "locust_files": [str(user / "fleetcheck.py")],
         "locust_activity_interval": 5,
         "idle_timeout": IDLE_TIMEOUT, "idle_grace": IDLE_GRACE, "idle_watcher_interval": 5,
         "locust_idle_watcher_url": guest_url, "locust_idle_watcher_account": sim.account,
-        "locust_idle_watcher_user": "watcher", "locust_idle_watcher_key_id": watcher.fingerprint,
-        "locust_idle_watcher_private_key_src": str(watcher.key_path),
+        "watcher_subuser": True,
     }
     args = ["locustfleet.triton." + playbook, "-e", json.dumps(extra_vars)]
     for item in extra:
@@ -115,6 +119,81 @@ def images(sim, name):
     return sim_client(sim).get("/%s/images" % sim.account, {"name": name, "state": "all"}, expect=list)
 
 
+def ssh(sim, address, command):
+    """Run ``command`` on a machine as root, from this host (the control node)."""
+    return subprocess.run(["ssh", "-i", str(sim.key_path), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+                           "root@" + address, command], capture_output=True, text=True, timeout=60, check=False)
+
+
+def reaches(sim, source, address, port):
+    """Whether machine ``source`` opens a TCP connection to ``address``:``port`` within 5 s."""
+    probe = ssh(sim, source, "timeout 5 bash -c '</dev/tcp/%s/%d'" % (address, port))
+    assert probe.returncode in (0, 1, 124), probe.stdout + probe.stderr  # 255: the SSH itself failed
+    return probe.returncode == 0
+
+
+def outsider(sim):
+    """A machine of the same account outside the cluster (no cluster tag, no firewall)."""
+    client = sim_client(sim)
+    image = client.get("/%s/images" % sim.account, {"name": "debian-12"}, expect=list)[-1]
+    made = client.post("/%s/machines" % sim.account,
+                       {"name": "e2e-outsider", "image": image["id"], "package": "g1-small"}, expect=dict)
+    wait_until(lambda: client.get("/%s/machines/%s" % (sim.account, made["id"]), expect=dict)["state"] == "running",
+               timeout=300, interval=2, what="the outsider machine running")
+    machine = client.get("/%s/machines/%s" % (sim.account, made["id"]), expect=dict)
+    wait_until(lambda: ssh(sim, machine["primaryIp"], "true").returncode == 0, timeout=120, interval=2,
+               what="SSH to the outsider machine")
+    return machine
+
+
+def watcher_client(sim, user):
+    """CloudAPI as the watcher's sub-user, with the key spawn_slaves made for it in the user's home."""
+    key = user / "home" / ".locustfleet" / "keys" / (CLUSTER + "-watcher")
+    assert oct(key.stat().st_mode & 0o777) == "0o600" and oct(key.parent.stat().st_mode & 0o777) == "0o700"
+    private = load_private_key(str(key))
+    config = CloudAPIConfig(url=sim.url, account=sim.account, user=CLUSTER + "-watcher", key_id=private.fingerprint,
+                            rate_limit=0, retries=0)
+    return CloudAPIClient(config, key=private)
+
+
+def refused(call):
+    try:
+        call()
+    except CloudAPIError as exc:
+        return exc.status == 403 and exc.code == "NotAuthorized"
+    return False
+
+
+def check_firewall_and_watcher_key(sim, user, outside, target):
+    machines = fleet(sim)
+    master = machines[CLUSTER + "-master"]["primaryIp"]
+    worker = machines[CLUSTER + "-worker-1"]
+    assert all(m["firewall_enabled"] for m in machines.values()), machines
+    rules = sim_client(sim).get("/%s/fwrules" % sim.account, expect=list)
+    assert sorted(r["description"] for r in rules) == [
+        "locustfleet e2e: Locust workers to the master", "locustfleet e2e: SSH from the control node"]
+    # A worker reaches the master's Locust port; a machine outside the cluster reaches neither that
+    # nor SSH, though its network works (the test's target server on the bridge answers it).
+    assert reaches(sim, worker["primaryIp"], master, 5557)
+    assert not reaches(sim, outside["primaryIp"], master, 5557)
+    assert not reaches(sim, outside["primaryIp"], master, 22)
+    assert not reaches(sim, outside["primaryIp"], worker["primaryIp"], 22)
+    assert reaches(sim, outside["primaryIp"], *target.server_address[:2])
+
+    # The watcher's key: its own fleet's machines, to look at and stop; nothing else.
+    watcher = watcher_client(sim, user)
+    account = sim.account
+    assert watcher.get("/%s/machines/%s" % (account, worker["id"]), expect=dict)["id"] == worker["id"]
+    assert refused(lambda: watcher.get("/%s/machines/%s" % (account, outside["id"]), expect=dict))
+    assert refused(lambda: watcher.post("/%s/machines/%s" % (account, outside["id"]), {"action": "stop"}))
+    assert refused(lambda: watcher.delete("/%s/machines/%s" % (account, worker["id"])))
+    assert refused(lambda: watcher.post("/%s/machines" % account,
+                                        {"name": "x", "image": worker["image"], "package": "g1-small"}))
+    assert refused(lambda: watcher.get("/%s/keys" % account, expect=list))
+    assert worker["id"] in {m["id"] for m in live_machines(sim)}
+
+
 def workers_of(sim):
     return sorted(name for name, m in fleet(sim).items() if m["tags"].get("locustfleet.role") == "worker")
 
@@ -138,17 +217,25 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     assert not (image_root / "etc/locustfleet-idle-watcher/cloudapi.key").exists()
 
     # The fleet, workers from that image: no role runs on them, they find the master by metadata;
-    # the one change on each is the watcher's key.
+    # the changes on each are this fleet's watcher settings (its sub-user) and the watcher's key.
+    # Meanwhile a machine outside the fleet boots.
+    outside_ready = {}
+    booting = threading.Thread(target=lambda: outside_ready.update(machine=outsider(sim)), daemon=True)
+    booting.start()
     output, recap = run(cloud, "spawn_slaves", "count=3", "worker_image=%s-worker" % CLUSTER)
     machines = fleet(sim)
     workers = workers_of(sim)
     assert workers == ["e2e-worker-1", "e2e-worker-2", "e2e-worker-3"] and "e2e-master" in machines
     assert {machines[name]["image"] for name in workers} == {image["id"]}
-    assert all(recap[name]["changed"] == 1 for name in workers), recap
+    assert all(recap[name]["changed"] == 2 for name in workers), recap
     summary = re.search(r"with (\d+) worker processes on (\d+) worker machines", output)
     assert summary and summary.group(2) == "3"
     processes = int(summary.group(1))
     assert processes >= 3 and processes % 3 == 0  # one per vCPU on each worker
+
+    booting.join(timeout=600)
+    check_firewall_and_watcher_key(sim, user, outside_ready["machine"], target)
+    sim_client(sim).delete("/%s/machines/%s" % (sim.account, outside_ready["machine"]["id"]))
 
     output, recap = run(cloud, "spawn_slaves", "count=3", "worker_image=%s-worker" % CLUSTER)
     assert all(counts["changed"] == 0 for counts in recap.values()), recap
@@ -193,6 +280,11 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     TIMINGS.append(("wait for the idle stop", time.monotonic() - started))
     assert sorted(fleet(sim)) == ["e2e-master"] + workers[:2]
     assert sim.route_stats("StopMachine").get("202", 0) >= 3
+    # ... each with the watcher's sub-user key, not an account key.
+    for machine in fleet(sim).values():
+        audit = sim_client(sim).get("/%s/machines/%s/audit" % (sim.account, machine["id"]), expect=list)
+        stop = next(entry for entry in audit if entry["action"] == "stop")
+        assert "/users/%s-watcher/keys/" % CLUSTER in stop["caller"]["keyId"], stop
 
     # The scheduled teardown (as schedule_teardown installs it) deletes the stopped machines, run
     # exactly as cron (or the systemd service) runs it: no agent, so it signs with a key file it is given.
@@ -223,3 +315,10 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
 
     run(cloud, "teardown", "teardown_all=true")
     assert live_machines(sim) == []
+    # The cluster's firewall rules and its watcher's sub-user, policy and role went with it.
+    client = sim_client(sim)
+    assert [r for r in client.get("/%s/fwrules" % sim.account, expect=list)
+            if r.get("description", "").startswith("locustfleet e2e:")] == []
+    assert [u["login"] for u in client.get("/%s/users" % sim.account, expect=list)] == []
+    assert [r["name"] for r in client.get("/%s/roles" % sim.account, expect=list)] == []
+    assert [p["name"] for p in client.get("/%s/policies" % sim.account, expect=list)] == []
