@@ -169,7 +169,7 @@ class _Parser:
         if kind != "word" or lhs.lower() in _KEYWORDS:
             self.fail("a condition name")
         self.take()
-        name, _, typ = lhs.partition("::")
+        name, dummy, typ = lhs.partition("::")
         typ = typ.lower() or TYPE_TABLE.get(name.lower())
         if typ is None:
             raise RuleError(f'condition "{name}" needs a type (e.g. {name}::string)')
@@ -359,8 +359,8 @@ def authorize(*, owner, roles, action, path, resource_roles, conditions, login=N
                     continue
             elif not tagged:
                 continue
-            if any(_matches(a, action) for a in rule.actions) and evaluate(rule.condition,
-                                                                             conditions):
+            if any(_matches(a, action) for a in rule.actions) \
+                    and evaluate(rule.condition, conditions):
                 return True
     return False
 
