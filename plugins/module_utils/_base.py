@@ -75,6 +75,18 @@ class TritonModule:
         message = "%s: %s" % (what, error) if what else str(error)
         self.fail(message, error=error.to_dict())
 
+    def call(self, what, function, *args, **kwargs):
+        """``function(*args, **kwargs)``; a CloudAPIError fails the task with one line saying ``what`` was done."""
+        try:
+            return function(*args, **kwargs)
+        except CloudAPIError as exc:
+            self.fail_cloudapi(exc, what)
+            raise  # not reached: fail_json exits
+
+    def report_diff(self, before, after):
+        if self.module._diff:
+            self.result["diff"] = {"before": before, "after": after}
+
     def run(self):
         raise NotImplementedError
 

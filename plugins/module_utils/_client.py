@@ -338,6 +338,27 @@ class CloudAPIClient:
         return None
 
 
+def get_or_none(client, path):
+    """The object at ``path``, or None when CloudAPI answers 404 (missing)."""
+    try:
+        return client.get(path, expect=dict)
+    except CloudAPIError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def delete_if_present(client, path):
+    """DELETE ``path``; True when something was deleted, False when it was already gone (404)."""
+    try:
+        client.delete(path)
+    except CloudAPIError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def _int_header(headers, name, default):
     try:
         return int(headers.get(name))

@@ -13,7 +13,6 @@ import re
 import secrets
 import string
 
-from ._client import CloudAPIError
 from ._keys import KeyProblem, blob_from_public_line, md5_fingerprint
 
 # CloudAPI (UFDS) logins: a letter first, then letters, digits and . _ - (CloudAPI judges the length).
@@ -21,27 +20,6 @@ LOGIN_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9._-]*$")
 # Role, policy and key names: what UFDS stores as a plain name.
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$")
 ROLE_TAG_HEADER = "Role-Tag"
-
-
-def get_or_none(client, path):
-    """The object at ``path``, or None when CloudAPI answers 404 (missing)."""
-    try:
-        return client.get(path, expect=dict)
-    except CloudAPIError as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def delete_if_present(client, path):
-    """DELETE ``path``; True when something was deleted, False when it was already gone (404)."""
-    try:
-        client.delete(path)
-    except CloudAPIError as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
 
 
 def name_problem(option, value, pattern=NAME_RE, what="a name"):

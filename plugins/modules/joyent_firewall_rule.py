@@ -125,7 +125,7 @@ deleted_ids:
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
     AnsibleModule, TritonModule, cloudapi_argument_spec)
-from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
+from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError, delete_if_present
 from ansible_collections.locustfleet.triton.plugins.module_utils._fwrules import (
     RuleTextProblem, find_rules, plan_rule, rule_key)
 
@@ -152,8 +152,7 @@ class JoyentFirewallRule(TritonModule):
             self.fail(str(exc))
         existing = find_rules(self.list_rules(), params["rule"])
         plan = plan_rule(existing, params["rule"], params["state"], params["enabled"], params["description"])
-        if self.module._diff:
-            self.result["diff"] = {"before": plan.before or {}, "after": plan.after or {}}
+        self.report_diff(plan.before or {}, plan.after or {})
         if plan.changed:
             self.mark_changed()
         if plan.op == "delete":
@@ -170,7 +169,7 @@ class JoyentFirewallRule(TritonModule):
                                                        idempotent=True, expect=dict)
             else:
                 for rule in plan.targets:
-                    self.delete(rule["id"])
+                    delete_if_present(self.client, self.rule_path(rule["id"]))
         except CloudAPIError as exc:
             self.fail_cloudapi(exc, "rule %r" % params["rule"])
 
@@ -192,12 +191,6 @@ class JoyentFirewallRule(TritonModule):
                 raise
             return made[0]
 
-    def delete(self, rule_id):
-        try:
-            self.client.delete(self.rule_path(rule_id))
-        except CloudAPIError as exc:
-            if exc.status != 404:  # already gone: that is what was asked
-                raise
 
 
 def main():

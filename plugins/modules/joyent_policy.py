@@ -97,8 +97,8 @@ policy:
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
     AnsibleModule, TritonModule, cloudapi_argument_spec)
-from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
-from ansible_collections.locustfleet.triton.plugins.module_utils._rbac import delete_if_present, get_or_none, name_problem
+from ansible_collections.locustfleet.triton.plugins.module_utils._client import delete_if_present, get_or_none
+from ansible_collections.locustfleet.triton.plugins.module_utils._rbac import name_problem
 
 
 def _rule_key(rule):
@@ -122,11 +122,6 @@ class JoyentPolicy(TritonModule):
         )
         return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
-    def call(self, what, function, *args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except CloudAPIError as exc:
-            self.fail_cloudapi(exc, what)
 
     def run(self):
         params = self.module.params
@@ -146,7 +141,7 @@ class JoyentPolicy(TritonModule):
         before = self.view(policy)
         check = self.module.check_mode
         if params["state"] == "absent":
-            self.diff(before, {})
+            self.report_diff(before, {})
             if policy:
                 self.mark_changed()
                 if not check:
@@ -177,7 +172,7 @@ class JoyentPolicy(TritonModule):
                     policy = self.call("updating policy name '%s' (%s)" % (name, ", ".join(
                         "%s %s" % (k, body[k]) for k in sorted(body))), self.client.post, path,
                         dict(body, name=name), idempotent=True, expect=dict)
-        self.diff(before, self.view(policy))
+        self.report_diff(before, self.view(policy))
         self.result["policy"] = {"id": policy.get("id"), "name": policy.get("name"),
                                  "rules": list(policy.get("rules") or []), "description": policy.get("description")}
 
@@ -187,10 +182,6 @@ class JoyentPolicy(TritonModule):
             return {}
         return {"name": policy.get("name"), "rules": sorted(policy.get("rules") or []),
                 "description": policy.get("description")}
-
-    def diff(self, before, after):
-        if self.module._diff:
-            self.result["diff"] = {"before": before, "after": after}
 
 
 def main():

@@ -112,9 +112,9 @@ role:
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
     AnsibleModule, TritonModule, cloudapi_argument_spec)
-from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
+from ansible_collections.locustfleet.triton.plugins.module_utils._client import delete_if_present, get_or_none
 from ansible_collections.locustfleet.triton.plugins.module_utils._rbac import (
-    LOGIN_RE, NAME_RE, delete_if_present, get_or_none, name_problem, role_body, role_view)
+    LOGIN_RE, NAME_RE, name_problem, role_body, role_view)
 
 
 class JoyentRole(TritonModule):
@@ -130,11 +130,6 @@ class JoyentRole(TritonModule):
         )
         return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
-    def call(self, what, function, *args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except CloudAPIError as exc:
-            self.fail_cloudapi(exc, what)
 
     def check_params(self):
         params = self.module.params
@@ -157,7 +152,7 @@ class JoyentRole(TritonModule):
         before.pop("id", None)
         check = self.module.check_mode
         if params["state"] == "absent":
-            self.diff(before, {})
+            self.report_diff(before, {})
             if role:
                 self.mark_changed()
                 if not check:
@@ -195,12 +190,8 @@ class JoyentRole(TritonModule):
                         idempotent=True, expect=dict))
         after = dict(view)
         after.pop("id", None)
-        self.diff(before, after)
+        self.report_diff(before, after)
         self.result["role"] = view
-
-    def diff(self, before, after):
-        if self.module._diff:
-            self.result["diff"] = {"before": before, "after": after}
 
 
 def main():

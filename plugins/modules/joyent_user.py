@@ -133,10 +133,10 @@ user:
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
     AnsibleModule, TritonModule, cloudapi_argument_spec)
-from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
+from ansible_collections.locustfleet.triton.plugins.module_utils._client import delete_if_present, get_or_none
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import KeyProblem
 from ansible_collections.locustfleet.triton.plugins.module_utils._rbac import (
-    LOGIN_RE, delete_if_present, get_or_none, key_summary, name_problem, plan_keys, random_password, wanted_keys)
+    LOGIN_RE, key_summary, name_problem, plan_keys, random_password, wanted_keys)
 
 
 class JoyentUser(TritonModule):
@@ -178,12 +178,6 @@ class JoyentUser(TritonModule):
         else:
             self.present(user, keys, wanted, before)
 
-    def call(self, what, function, *args, **kwargs):
-        """``function(*args)``; a CloudAPIError fails the task with one line saying what was done."""
-        try:
-            return function(*args, **kwargs)
-        except CloudAPIError as exc:
-            self.fail_cloudapi(exc, what)
 
     @staticmethod
     def view(user, keys):
@@ -193,7 +187,7 @@ class JoyentUser(TritonModule):
                 "keys": {k.get("name"): k.get("fingerprint") for k in keys}}
 
     def absent(self, user, before):
-        self.diff(before, {})
+        self.report_diff(before, {})
         if not user:
             return
         self.mark_changed()
@@ -225,7 +219,7 @@ class JoyentUser(TritonModule):
         if wanted is not None:
             keys = self.converge_keys(keys, wanted)
         after = self.view(user, keys)
-        self.diff(before, after)
+        self.report_diff(before, after)
         self.result["user"] = {"id": user.get("id"), "login": user.get("login"), "email": user.get("email"),
                                "keys": sorted((key_summary(k) for k in keys), key=lambda k: k["name"] or "")}
 
@@ -252,10 +246,6 @@ class JoyentUser(TritonModule):
                     {"name": key.name, "key": key.key}, expect=dict)
             after.append(made)
         return after
-
-    def diff(self, before, after):
-        if self.module._diff:
-            self.result["diff"] = {"before": before, "after": after}
 
 
 def main():

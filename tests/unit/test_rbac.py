@@ -5,9 +5,10 @@ import base64
 import pytest
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
+from ansible_collections.locustfleet.triton.plugins.module_utils._client import delete_if_present, get_or_none
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import KeyProblem, md5_fingerprint
 from ansible_collections.locustfleet.triton.plugins.module_utils._rbac import (
-    LOGIN_RE, delete_if_present, get_or_none, get_role_tags, name_problem, parse_role_tags, plan_keys,
+    LOGIN_RE, get_role_tags, name_problem, parse_role_tags, plan_keys,
     random_password, role_body, role_tag_header, role_view, set_role_tags, wanted_keys)
 
 BLOB_A = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
