@@ -192,7 +192,6 @@ class JoyentFirewallRule(TritonModule):
             return made[0]
 
 
-
 def main():
     JoyentFirewallRule.main()
 

@@ -122,7 +122,6 @@ class JoyentPolicy(TritonModule):
         )
         return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
-
     def run(self):
         params = self.module.params
         name = params["name"]

@@ -130,7 +130,6 @@ class JoyentRole(TritonModule):
         )
         return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
-
     def check_params(self):
         params = self.module.params
         problem = name_problem("name", params["name"])

@@ -178,7 +178,6 @@ class JoyentUser(TritonModule):
         else:
             self.present(user, keys, wanted, before)
 
-
     @staticmethod
     def view(user, keys):
         if not user:
