@@ -8,7 +8,7 @@ TEARDOWN = REPO / "playbooks" / "teardown.yml"
 MEMBERS = 'tag "locustfleet.cluster" = "fw"'
 
 
-def spawn_firewall(sim, playbook, tmp_path, expect_rc=0, **extra_vars):
+def spawn_firewall(sim, playbook, tmp_path, expect_rc=0, check=False, **extra_vars):
     """spawn_slaves's first play, reduced to the firewall: the master is where it is said to be."""
     book = tmp_path / "firewall.yml"
     book.write_text("""
@@ -20,7 +20,7 @@ def spawn_firewall(sim, playbook, tmp_path, expect_rc=0, **extra_vars):
       ansible.builtin.include_tasks: %s
 """ % (REPO / "playbooks" / "vars" / "fleet.yml", REPO / "playbooks" / "tasks" / "fleet_firewall.yml"))
     extra_vars = dict({"cluster": "fw", "fleet_master": {"machine": {"primaryIp": "127.0.0.1"}}}, **extra_vars)
-    return playbook(sim, book, extra_vars=extra_vars, expect_rc=expect_rc)
+    return playbook(sim, book, extra_vars=extra_vars, expect_rc=expect_rc, check=check)
 
 
 def rules(sim):
@@ -88,3 +88,13 @@ def test_teardown_removes_the_rules_with_the_last_machine_only(tritonsim, playbo
     run = playbook(tritonsim, TEARDOWN, extra_vars={"cluster": "fw", "teardown_all": True})
     assert [description for description, rule, enabled in rules(tritonsim)] == ["locustfleet other: SSH"]
     assert "firewall rules removed 2" in run.output
+
+
+
+def test_check_mode_of_a_new_fleet_plans_the_rules_it_can_and_makes_none(tritonsim, playbook, tmp_path):
+    """spawn_slaves --check: a master only planned has no address to find SSH's source with."""
+    run = spawn_firewall(tritonsim, playbook, tmp_path, check=True, fleet_master={"machine": {"primaryIp": None}})
+    planned = run.result("Firewall rules of the fleet")["results"]
+    assert [r["item"]["description"] for r in planned] == ["locustfleet fw: Locust workers to the master"]
+    assert planned[0]["changed"] is True
+    assert rules(tritonsim) == [] and writes(tritonsim) == {}
