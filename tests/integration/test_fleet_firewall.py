@@ -90,7 +90,6 @@ def test_teardown_removes_the_rules_with_the_last_machine_only(tritonsim, playbo
     assert "firewall rules removed 2" in run.output
 
 
-
 def test_check_mode_of_a_new_fleet_plans_the_rules_it_can_and_makes_none(tritonsim, playbook, tmp_path):
     """spawn_slaves --check: a master only planned has no address to find SSH's source with."""
     run = spawn_firewall(tritonsim, playbook, tmp_path, check=True, fleet_master={"machine": {"primaryIp": None}})
