@@ -38,22 +38,39 @@ ACTIVITY_INTERVAL = 5
 
 
 class TargetServer(ThreadingHTTPServer):
-    """The load test's target: answers every GET and counts requests per X-Worker header."""
+    """The load test's target: answers every GET and counts requests per X-Worker header.
+
+    With ``profile=True`` it has a known latency and error profile per path: ``/slow`` answers
+    after SLOW_MS, every second ``/flaky`` request gets a 500, the rest answer at once. ``burn``
+    maps an X-Worker value to milliseconds of CPU its locustfile (fleetcheck.py) burns per request,
+    sent in the X-Burn-Ms answer header.
+    """
 
     daemon_threads = True
+    SLOW_MS = 250
 
-    def __init__(self, address):
+    def __init__(self, address, profile=False):
         super().__init__((address, 0), _TargetHandler)
+        self.profile = profile
+        self.burn = {}
         self.lock = threading.Lock()
         self.by_worker = {}
+        self.flaky_calls = 0
 
     @property
     def url(self):
         return "http://%s:%d" % self.server_address[:2]
 
-    def count(self, worker):
+    def count(self, worker, path):
+        """Count a request; its (status, delay in s, burn ms)."""
         with self.lock:
             self.by_worker[worker] = self.by_worker.get(worker, 0) + 1
+            status = 200
+            if self.profile and path == "/flaky":
+                self.flaky_calls += 1
+                status = 500 if self.flaky_calls % 2 == 0 else 200
+            delay = self.SLOW_MS / 1000 if self.profile and path == "/slow" else 0
+            return status, delay, self.burn.get(worker, 0)
 
     def reset(self):
         with self.lock:
@@ -69,11 +86,15 @@ class _TargetHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
-        self.server.count(self.headers.get("X-Worker", "-"))
+        status, delay, burn = self.server.count(self.headers.get("X-Worker", "-"), urlparse(self.path).path)
+        if delay:
+            time.sleep(delay)
         body = b"ok\n"
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        if burn:
+            self.send_header("X-Burn-Ms", str(burn))
         self.end_headers()
         self.wfile.write(body)
 
