@@ -5,7 +5,7 @@ collections dir, the user's own inventory file), against tritonsim --backend nsp
 
     build_template -> spawn from the image, behind the fleet's Cloud Firewall, with the watcher's
     own sub-user -> what the firewall and that sub-user's key let through -> again (no change) ->
-    graph -> load test -> shrink -> idle stop of the workers and the master, by the sub-user ->
+    graph -> load tests (progress while they run, thresholds, saturation, comparison) -> shrink -> idle stop of the workers and the master, by the sub-user ->
     scheduled teardown, run as cron runs it -> nothing left (machines, rules, sub-user).
 
 The workers come from the template image on purpose: that path (build_template.yml, then
@@ -13,6 +13,7 @@ spawn_slaves.yml -e worker_image=...) is only tested here, and it is the faster 
 role runs on a worker; the roles on base-image workers are run by tests/roles and scripts/main.
 """
 
+import csv
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -37,8 +39,8 @@ from ansible_collections.locustfleet.triton.plugins.module_utils._client import 
     CloudAPIClient, CloudAPIError)
 from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig  # noqa: E402
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key  # noqa: E402
-from support.installed import (ansible, build_tarball, cron_command, cron_line, install_tarball,  # noqa: E402
-                               installed_copy, run_as_cron, user_env)
+from support.installed import (ansible, ansible_streamed, build_tarball, cron_command, cron_line,  # noqa: E402
+                               install_tarball, installed_copy, run_as_cron, user_env)
 
 CLUSTER = "e2e"
 # A machine is stopped by its watcher once it is up IDLE_GRACE s and idle IDLE_TIMEOUT s. Nothing
@@ -61,7 +63,7 @@ def cloud(tritonsim_module_factory, tmp_path_factory):
     shutil.copy(FILES / "fleetcheck.py", user / "fleetcheck.py")  # the user's own locustfile
     sim = tritonsim_module_factory(extra_args=["--backend", "nspawn"], throttle="10:30")
     info = sim.info()  # /__sim/info, with the admin token (tritonsim.testing)
-    target = TargetServer(info["guest_url"].split("//")[1].split(":")[0])
+    target = TargetServer(info["guest_url"].split("//")[1].split(":")[0], profile=True)
     thread = threading.Thread(target=target.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()
     yield sim, info["guest_url"], target, user
@@ -83,6 +85,12 @@ def shell_env(sim, user):
 
 def run(cloud_, playbook, *extra, expect_rc=0):
     """ansible-playbook locustfleet.triton.PLAYBOOK from the user's directory; (output, recap)."""
+    output, recap, dummy = run_timed(cloud_, playbook, *extra, expect_rc=expect_rc)
+    return output, recap
+
+
+def run_timed(cloud_, playbook, *extra, expect_rc=0):
+    """run(), and each line of the output with the seconds since the start when it came."""
     sim, guest_url, dummy, user = cloud_
     extra_vars = {
         "cluster": CLUSTER,
@@ -96,19 +104,19 @@ def run(cloud_, playbook, *extra, expect_rc=0):
     for item in extra:
         args += ["-e", item]
     started = time.monotonic()
-    proc = ansible("ansible-playbook", sim, user, *args, env=shell_env(sim, user), timeout=1500)
+    returncode, lines = ansible_streamed("ansible-playbook", sim, user, *args, env=shell_env(sim, user), timeout=1500)
     took = time.monotonic() - started
-    output = proc.stdout + proc.stderr
+    output = "\n".join(line for dummy, line in lines)
     (user / ("%s-%d.log" % (playbook, int(started)))).write_text(output)
     label = " ".join([playbook] + [item for item in extra if not item.startswith("teardown_private_key_path=")])
-    TIMINGS.append((label, took))
+    TIMINGS.append((label[:80], took))
     print("\n[e2e] %s: %.0fs" % (label, took))
-    assert proc.returncode == expect_rc, output[-8000:]
+    assert returncode == expect_rc, output[-8000:]
     # What the repository's ansible.cfg used to hide comes from the playbooks now.
     assert "discovered Python interpreter" not in output, output[-4000:]
     recap = {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
-             for host, rest in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M)}
-    return output, recap
+             for host, rest in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
+    return output, recap, lines
 
 
 def fleet(sim):
@@ -194,6 +202,63 @@ def check_firewall_and_watcher_key(sim, user, outside, target):
     assert worker["id"] in {m["id"] for m in live_machines(sim)}
 
 
+# Thresholds of the target's profile (tests/roles/rolesutil.TargetServer): "/" answers at once,
+# "/slow" after 250 ms, every second "/flaky" request fails; fleetcheck.py asks "/" 3 times as often.
+KEPT = {"Aggregated": {"fail_ratio": 0.3, "rps_min": 1}, "/": {"p95_ms": 200, "fail_ratio": 0},
+        "/slow": {"p50_ms": 2000}}
+BREACHED = {"Aggregated": {"rps_min": 100000}, "/": {"fail_ratio": 0.01}, "/slow": {"p50_ms": 100},
+            "/flaky": {"fail_ratio": 0.1}}
+PROGRESS = re.compile(r"run_test: (\d+)s elapsed \((\w+)\), (\d+) users, [\d.]+ req/s, [\d.]+% failures, "
+                      r"(\d+) of (\d+) workers connected")
+
+
+def number(value):
+    """A figure as the results lines print it: 400, 12.4, 0.0125."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def check_progress(lines, users, processes):
+    """During the test, a progress line at least every 10 s, with the run's numbers."""
+    follow = [(when, PROGRESS.fullmatch(line)) for when, line in lines if line.startswith("run_test: ")]
+    assert len(follow) >= 6, lines[-40:]
+    assert max(b - a for (a, dummy), (b, dummy) in zip(follow, follow[1:])) <= 10, follow
+    running = [match for dummy, match in follow if match and match.group(2) == "running"]
+    assert max(int(match.group(1)) for match in running) >= 50  # lines until the end of the 60 s test
+    assert any(int(m.group(3)) == users and m.group(4) == m.group(5) == str(processes) for m in running), running
+
+
+def check_results(reports, thresholds, passed, workers):
+    """summary.json and junit.xml of a run: its figures are those of Locust's own locust_stats.csv,
+    one threshold result per limit with the measured value, the worker machines' CPU."""
+    summary = json.loads((reports / "summary.json").read_text())
+    with (reports / "locust_stats.csv").open(newline="") as handle:
+        stats = {row["Name"]: row for row in csv.DictReader(handle)}
+    assert set(summary["figures"]) == set(stats) == {"Aggregated", "/", "/slow", "/flaky"}
+    for name, row in stats.items():
+        figure = summary["figures"][name]
+        assert (figure["requests"], figure["failures"]) == (int(row["Request Count"]), int(row["Failure Count"]))
+        assert [figure[key] for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms")] == \
+            [int(row[column]) for column in ("50%", "90%", "95%", "99%")], (name, figure, row)
+    assert summary["figures"]["Aggregated"]["rps"] == pytest.approx(float(stats["Aggregated"]["Requests/s"]), rel=0.01)
+    assert summary["figures"]["/slow"]["p50_ms"] >= 250  # the target's profile
+    assert 0.4 <= summary["figures"]["/flaky"]["fail_ratio"] <= 0.6 and summary["figures"]["/"]["failures"] == 0
+    expected = [(name, metric, limit) for name, limits in thresholds.items() for metric, limit in limits.items()]
+    assert [(t["name"], t["metric"], t["limit"]) for t in summary["thresholds"]] == expected
+    assert [t["passed"] for t in summary["thresholds"]] == passed
+    for result in summary["thresholds"]:
+        figure = summary["figures"][result["name"]]["rps" if result["metric"] == "rps_min" else result["metric"]]
+        assert result["value"] == figure
+    assert [machine["host"] for machine in summary["workers"]] == workers
+    assert all(0 <= machine["peak_cpu"] for machine in summary["workers"])
+    suite = ET.parse(reports / "junit.xml").getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == len(expected) + 1  # one per threshold, one for the load generators
+    assert [case.find("failure") is None for case in cases[:-1]] == passed
+    saturated_failure = summary["generator_bound"] and summary["fail_on_saturation"]
+    assert int(suite.get("failures")) == passed.count(False) + int(saturated_failure)
+    return summary
+
+
 def workers_of(sim):
     return sorted(name for name, m in fleet(sim).items() if m["tags"].get("locustfleet.role") == "worker")
 
@@ -252,22 +317,60 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     assert "e2e-master" in master_group
     assert sorted(re.findall(r"e2e-worker-\d", worker_group)) == workers
 
+    # A 60 s test within its thresholds: progress while it runs, then the results.
     target.reset()
-    output, recap = run(cloud, "run_test", "target_host=%s" % target.url, "users=%d" % (processes * 2),
-                        "spawn_rate=%d" % (processes * 2), "run_time=20s")
+    load = ("target_host=%s" % target.url, "users=%d" % (processes * 2), "spawn_rate=%d" % (processes * 2))
+    output, recap, lines = run_timed(cloud, "run_test", *load, "run_time=60s", json.dumps({"thresholds": KEPT}))
+    check_progress(lines, users=processes * 2, processes=processes)
     by_worker = target.snapshot()
     assert len(by_worker) == processes, by_worker  # every worker process sent requests
     assert {key.split("/")[0] for key in by_worker} == set(workers)
     totals = re.search(r"(\d+) requests, (\d+) failures from (\d+) worker processes", output)
-    assert totals and int(totals.group(1)) > 0 and totals.group(2) == "0" and totals.group(3) == str(processes)
+    assert totals and int(totals.group(1)) > 0 and int(totals.group(2)) > 0 and totals.group(3) == str(processes)
     # Reports land in the user's directory (where ansible-playbook ran), not in the installed collection.
-    (reports,) = (user / "reports" / CLUSTER).iterdir()
-    assert re.fullmatch(r"\d{8}T\d{6}Z", reports.name)
-    assert {"report.json", "report.html", "locust_stats.csv"} <= {p.name for p in reports.iterdir()}
-    assert "reports in %s" % reports in output
+    (first,) = (user / "reports" / CLUSTER).iterdir()
+    assert re.fullmatch(r"\d{8}T\d{6}Z", first.name)
+    assert {"report.json", "report.html", "locust_stats.csv", "summary.json", "junit.xml",
+            "comparison.html"} <= {p.name for p in first.iterdir()}
+    assert "reports in %s" % first in output
     assert not [p for p in collection.rglob("*") if p.name in ("reports", "report.json", "locust_stats.csv")]
     if (REPO / "reports" / CLUSTER).is_dir():
         assert sorted((REPO / "reports" / CLUSTER).glob("*")) == repo_reports
+    summary_a = check_results(first, KEPT, passed=[True] * 5, workers=workers)
+    assert summary_a["passed"] and not summary_a["generator_bound"] and summary_a["previous"] is None
+    assert "no comparison: no earlier run of cluster e2e with these locustfiles" in output
+
+    # The same locustfiles again, with one worker process burning CPU and thresholds it breaches:
+    # the play fails naming each breach; the run is flagged generator-bound and compared with the first.
+    burner = sorted(by_worker)[0]
+    target.burn = {burner: 1000}  # ms per request: its process stays near 100% of a core
+    output, recap, lines = run_timed(cloud, "run_test", *load, "run_time=45s", json.dumps({"thresholds": BREACHED}),
+                                     expect_rc=2)
+    target.burn = {}
+    (second,) = [path for path in (user / "reports" / CLUSTER).iterdir() if path != first]
+    summary_b = check_results(second, BREACHED, passed=[False, True, False, False], workers=workers)
+    failed = re.search(r"^fatal: \[e2e-master\]: FAILED! => (\{.*\})$", output, re.M)
+    assert failed, output[-4000:]
+    breaches = [(t["name"], t["metric"], t["value"], t["limit"]) for t in summary_b["thresholds"] if not t["passed"]]
+    assert re.findall(r'threshold breached: "([^"]+)" (\w+) ([\d.]+) [<>] limit ([\d.]+)',
+                      json.loads(failed.group(1))["msg"]) == [
+        (name, metric, number(value), number(limit)) for name, metric, value, limit in breaches]
+    assert [name for name, *dummy in breaches] == ["Aggregated", "/slow", "/flaky"]
+    assert summary_b["generator_bound"] and not summary_b["passed"]
+    peaks = {machine["host"]: machine["peak_cpu"] for machine in summary_b["workers"]}
+    assert max(peaks, key=peaks.get) == burner.split("/")[0] and peaks[burner.split("/")[0]] > 90, peaks
+    assert "add workers" in summary_b["generator_advice"] and "FastHttpUser" in summary_b["generator_advice"]
+    # The comparison is with the first run, and its numbers are the two runs' own.
+    assert summary_b["previous"] == {"run": first.name, "figures": summary_a["figures"]}
+    for name, metrics in summary_b["comparison"].items():
+        for metric, entry in metrics.items():
+            before, after = summary_a["figures"][name][metric], summary_b["figures"][name][metric]
+            assert (entry["previous"], entry["current"]) == (before, after)
+            assert entry["delta"] == pytest.approx(after - before, abs=1e-3)
+            assert entry["delta_pct"] == (pytest.approx(100 * (after - before) / before, abs=0.05) if before else None)
+    assert set(summary_b["comparison"]) == set(summary_a["figures"])
+    page = (second / "comparison.html").read_text()
+    assert first.name in page and second.name in page and "<svg" in page
 
     output, recap = run(cloud, "spawn_slaves", "count=2", "worker_image=%s-worker" % CLUSTER)
     assert workers_of(sim) == workers[:2]

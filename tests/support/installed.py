@@ -4,6 +4,8 @@ there without the repository's ansible.cfg or collections/ link (tests/installed
 
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 from support.control import REPO, control_env, venv_bin
@@ -48,6 +50,23 @@ def ansible(command, sim, user, *args, env=None, timeout=300):
     assert env.get("PWD") == str(user) and "ANSIBLE_CONFIG" not in env
     return subprocess.run([venv_bin(command), *args], cwd=user, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def ansible_streamed(command, sim, user, *args, env=None, timeout=300):
+    """ansible() with the output read as it comes (stderr merged into stdout), as a terminal or a CI
+    log gets it: ``(returncode, [(seconds since the start, line), ...])``."""
+    env = env or user_env(sim, user)
+    assert env.get("PWD") == str(user) and "ANSIBLE_CONFIG" not in env
+    started = time.monotonic()
+    proc = subprocess.Popen([venv_bin(command), *args], cwd=user, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        lines = [(time.monotonic() - started, line.rstrip("\n")) for line in proc.stdout]
+        return proc.wait(), lines
+    finally:
+        killer.cancel()
 
 
 def cron_line(name, user="root"):

@@ -46,7 +46,7 @@ JUNK = (
 # Top-level files and whole trees that ship; nothing else may.
 SHIPPED_FILES = {
     "MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst",
-    "changelogs/changelog.yaml", "changelogs/config.yaml", "docs/roles.md", "docs/security.md",
+    "changelogs/changelog.yaml", "changelogs/config.yaml", "docs/roles.md", "docs/security.md", "docs/results.md",
     "inventory/triton.joyent.yml",
 }
 SHIPPED_TREES = ("meta/", "plugins/", "roles/", "playbooks/")
