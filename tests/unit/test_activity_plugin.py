@@ -8,23 +8,19 @@ a master without a running test writes nothing; and the Locust log gets none of 
 """
 
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from support.locusts import LOCUST, Locusts, free_port, http_target
+
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "roles" / "locust" / "files" / "locustfleet_activity.py"
-LOCUST = Path(sys.executable).with_name("locust")
 LINE = re.compile(r"^ts=(\d+\.\d{3}) event=(start|tick|stop) role=(master|worker) state=(\w+) users=(\d+) "
                   r"pid=(\d+) seq=(\d+)$")
 
@@ -57,60 +53,18 @@ class StartsAtZero(LoadTestShape):
 """
 
 
-class _Ok(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-        pass
-
-
 @pytest.fixture
 def target():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:%d" % server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with http_target() as url:
+        yield url
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class ActivityLocusts(Locusts):
+    """Each process with its own activity file, ticking every second."""
 
-
-class Locusts:
-    """Locust processes started in ``tmp``; each with its own activity file and Locust log."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.procs = []
-        (tmp / "locustfile.py").write_text(LOCUSTFILE)
-        (tmp / "shape.py").write_text(SHAPE)
-        self.port = free_port()
-
-    def start(self, name, *args, files=("locustfile.py",)):
-        env = dict(os.environ, LOCUSTFLEET_ACTIVITY_LOG=str(self.tmp / ("activity_%s.log" % name)),
-                   LOCUSTFLEET_ACTIVITY_INTERVAL="1", PYTHONUNBUFFERED="1")
-        locustfile = ",".join([str(self.tmp / f) for f in files] + [str(PLUGIN)])
-        cmd = [str(LOCUST), "-f", locustfile, "--logfile", str(self.tmp / ("%s.log" % name)), "--loglevel", "INFO",
-               *args]
-        proc = subprocess.Popen(cmd, cwd=self.tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.procs.append(proc)
-        return proc
-
-    def workers(self, count):
-        for i in range(count):
-            self.start("worker_%02d" % i, "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.port))
-
-    def master(self, *args, files=("locustfile.py",)):
-        return self.start("master", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                          str(self.port), *args, files=files)
+    def env(self, name):
+        return {"LOCUSTFLEET_ACTIVITY_LOG": str(self.tmp / ("activity_%s.log" % name)),
+                "LOCUSTFLEET_ACTIVITY_INTERVAL": "1"}
 
     def lines(self, name):
         path = self.tmp / ("activity_%s.log" % name)
@@ -121,23 +75,12 @@ class Locusts:
         return [{"ts": float(m.group(1)), "event": m.group(2), "role": m.group(3), "state": m.group(4),
                  "users": int(m.group(5)), "seq": int(m.group(7))} for m in found]
 
-    def stop(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
 
 @pytest.fixture
 def locusts(tmp_path):
     if not LOCUST.exists():
         pytest.fail("locust is not installed beside %s (tests/requirements.txt pins it)" % sys.executable)
-    fleet = Locusts(tmp_path)
+    fleet = ActivityLocusts(tmp_path, [PLUGIN], {"locustfile.py": LOCUSTFILE, "shape.py": SHAPE})
     yield fleet
     fleet.stop()
 
