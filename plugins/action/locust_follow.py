@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         if not 1 <= args["interval"] <= 60:
             return dict(result, failed=True, msg="locust_follow: interval must be 1 to 60 seconds, got %s" % args["interval"])
         self._async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
