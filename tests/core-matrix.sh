@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 TESTS=(tests/integration/test_joyent_machine.py tests/integration/test_joyent_tag.py
        tests/integration/test_joyent_image.py tests/integration/test_machine_info.py
        tests/integration/test_inventory.py tests/integration/test_inventory_secrets.py tests/integration/test_one_way.py
-       tests/integration/test_odd_answers.py tests/integration/test_return_docs.py)
+       tests/integration/test_odd_answers.py tests/integration/test_return_docs.py
+       tests/integration/test_locust_report.py tests/integration/test_locust_follow.py)
 SIM_PACKAGE=./tritonsim
 SIM_PINS=tritonsim/requirements.txt
 
