@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -62,6 +61,7 @@ class ActionModule(ActionBase):
                              module_args={"jid": args["jid"], "mode": "cleanup", "_async_dir": self._async_dir})
         status.pop("results_file", None)
         status.pop("invocation", None)
+        status["finished"] = True  # async_status gives 1 on older ansible-core
         result.update(status)
         result["progress"] = record
         result["followed_for"] = round(time.monotonic() - started, 1)
@@ -72,15 +72,14 @@ class ActionModule(ActionBase):
                                     module_args={"jid": jid, "_async_dir": self._async_dir})
 
     def _read_progress(self, args, task_vars):
-        """The last progress record, read as ``read_as`` (the file is that user's), or None."""
-        argv = ["tail", "-c", str(TAIL_BYTES), "--", args["progress_file"]]
+        """The last progress record, read as ``read_as`` (the file is that user's), or None.
+
+        Only printable ASCII and line breaks leave the host (the plugin writes ASCII JSON), so bytes the
+        locust user put there reach neither the module's answer, which must be UTF-8, nor the terminal."""
+        argv = ["sh", "-c", "tail -c %d -- \"$1\" | LC_ALL=C tr -cd '\\11\\12\\15\\40-\\176'" % TAIL_BYTES, "sh",
+                args["progress_file"]]
         if args["read_as"]:
             user = args["read_as"]
             argv = ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", *argv]
-        try:
-            answer = self._execute_module("ansible.legacy.command", task_vars=task_vars, module_args={"argv": argv})
-        except AnsibleError:  # bytes that are not UTF-8 in the file: ansible-core 2.19 refuses the module's answer
-            return None
-        if answer.get("rc") != 0:
-            return None
-        return last_record(answer.get("stdout", ""))
+        answer = self._execute_module("ansible.legacy.command", task_vars=task_vars, module_args={"argv": argv})
+        return last_record(answer.get("stdout", "")) if answer.get("rc") == 0 else None

@@ -376,8 +376,9 @@ def generator_advice(machines, limit=CPU_WARNING):
         return None
     peaks = ["%s peaked at %s%% CPU" % (hot[0]["host"], _num(hot[0]["peak_cpu"]))]
     peaks += ["%s at %s%%" % (m["host"], _num(m["peak_cpu"])) for m in hot[1:]]
-    return ("load generators saturated: %s (Locust warns above %s%%): the results may understate the service; "
-            "add workers (spawn_slaves.yml -e count=N) or use FastHttpUser" % (", ".join(peaks), _num(limit)))
+    level = "Locust warns above %s%%" % _num(limit) if limit == CPU_WARNING else "saturation_cpu %s%%" % _num(limit)
+    return ("load generators saturated: %s (%s): the results may understate the service; "
+            "add workers (spawn_slaves.yml -e count=N) or use FastHttpUser" % (", ".join(peaks), level))
 
 
 def saturation(machines, fail_on_saturation=False, limit=CPU_WARNING):
@@ -544,7 +545,7 @@ def _xml(text):
     return _NOT_XML.sub("\ufffd", str(text))
 
 
-def junit_xml(suite_name, results, saturation=None, timestamp=None):
+def junit_xml(suite_name, results, saturation=None, timestamp=None, limit=CPU_WARNING):
     """A JUnit XML document: one test case per threshold result, classname ``<suite_name>.thresholds``
     (``suite_name`` is ``locustfleet.<cluster>``), failing with the breach line; with ``saturation``
     (``{passed, message}``) one more, ``load generators below 90% CPU``. ``timestamp``: ISO 8601, UTC,
@@ -557,7 +558,7 @@ def junit_xml(suite_name, results, saturation=None, timestamp=None):
                       "threshold"))
     if saturation is not None:
         message = saturation["message"]
-        cases.append((suite_name + ".load_generators", "load generators below %s%% CPU" % _num(CPU_WARNING),
+        cases.append((suite_name + ".load_generators", "load generators below %s%% CPU" % _num(limit),
                       None if saturation["passed"] else message, message if saturation["passed"] else None,
                       "saturation"))
     failures = sum(1 for case in cases if case[2])
@@ -750,6 +751,7 @@ def build_summary(cluster, run, locustfiles, run_settings, run_figures, results,
         "generator_bound": bound,
         "generator_advice": generator_advice(machines, limit),
         "fail_on_saturation": bool(fail_on_saturation),
+        "saturation_cpu": limit,
         "previous": None if previous is None else {"run": previous[0], "figures": previous[1]},
         "comparison": comparison,
     }

@@ -58,12 +58,18 @@ options:
     default: {}
   fail_on_saturation:
     description:
-      - With V(true), a run whose load generators went above 90% CPU (the level at which Locust warns) does not
-        pass (RV(passed) is false, and the JUnit case of the load generators fails), since its figures may
-        understate the service.
+      - With V(true), a run whose load generators went above O(saturation_cpu) (the level at which Locust warns)
+        does not pass (RV(passed) is false, and the JUnit case of the load generators fails), since its figures
+        may understate the service.
       - With V(false), that only adds advice to RV(lines).
     type: bool
     default: false
+  saturation_cpu:
+    description:
+      - The CPU percentage of one Locust worker process (100 is a whole core) above which its machine counts as
+        saturated - 1 to 100. The default is the level at which Locust itself warns.
+    type: float
+    default: 90.0
   run_settings:
     description:
       - The settings of the run (for example C(target_host), C(users), C(spawn_rate), C(run_time)), recorded as
@@ -176,14 +182,18 @@ summary:
       elements: dict
       sample: [{"host": "demo-worker-1", "peak_cpu": 97.3, "processes": 4}]
     generator_bound:
-      description: Whether a load-generating machine went above 90% CPU.
+      description: Whether a load-generating machine went above O(saturation_cpu) (90% CPU by default).
       type: bool
     generator_advice:
-      description: What to do about load generators above 90% CPU; None when none was.
+      description: What to do about saturated load generators; None when none was.
       type: str
     fail_on_saturation:
       description: O(fail_on_saturation).
       type: bool
+    saturation_cpu:
+      description: O(saturation_cpu).
+      type: float
+      sample: 90.0
     previous:
       description:
         - The previous run of this cluster with the same locustfiles - C(run) (its stamp) and C(figures) (as
@@ -217,7 +227,8 @@ breaches:
   sample: ['threshold breached: "/checkout" p95_ms 523 > limit 400']
 passed:
   description:
-    - Whether every threshold passed (and, with O(fail_on_saturation=true), no load generator went above 90% CPU).
+    - Whether every threshold passed (and, with O(fail_on_saturation=true), no load generator went above
+      O(saturation_cpu)).
   returned: always
   type: bool
 files:
@@ -364,6 +375,9 @@ class LocustReport:
         errors = threshold_errors(params["thresholds"])
         if errors:
             raise Problem("; ".join(errors))
+        limit = params["saturation_cpu"]
+        if not 1 <= limit <= 100:
+            raise Problem("saturation_cpu must be 1 to 100 (percent of one core), got %s" % limit)
         if not os.path.isdir(self.report_dir):
             raise Problem("report_dir %s is not a directory" % self.report_dir)
         if not os.access(self.report_dir, os.R_OK | os.X_OK):
@@ -384,8 +398,8 @@ class LocustReport:
         previous = self.previous(run_id)
         comparison = compare(run_figures, previous[1]) if previous else None
         summary = build_summary(params["cluster"], self.stamp, files, params["run_settings"], run_figures, results,
-                                machines, params["fail_on_saturation"], previous, comparison)
-        sat = saturation(machines, params["fail_on_saturation"])
+                                machines, params["fail_on_saturation"], previous, comparison, limit)
+        sat = saturation(machines, params["fail_on_saturation"], limit)
 
         lines = threshold_lines(results)
         lines.append(sat["message"] if sat else "load generators: no CPU figures for this run (no locustfleet_run.json)")
@@ -406,7 +420,7 @@ class LocustReport:
         timestamp = stamp_time(self.stamp) or datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0).isoformat()
         texts = {
             "summary": ("summary.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n"),
-            "junit": ("junit.xml", junit_xml("locustfleet.%s" % params["cluster"], results, sat, timestamp)),
+            "junit": ("junit.xml", junit_xml("locustfleet.%s" % params["cluster"], results, sat, timestamp, limit)),
             "comparison": ("comparison.html", comparison_html(current, earlier)),
         }
         changed = False
@@ -453,6 +467,7 @@ def main():
             cluster=dict(type="str", required=True),
             thresholds=dict(type="dict", default={}),
             fail_on_saturation=dict(type="bool", default=False),
+            saturation_cpu=dict(type="float", default=90.0),
             run_settings=dict(type="dict", default={}),
         ),
         supports_check_mode=True,

@@ -344,8 +344,10 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     # the play fails naming each breach; the run is flagged generator-bound and compared with the first.
     burner = sorted(by_worker)[0]
     target.burn = {burner: 1000}  # ms per request: its process stays near 100% of a core
-    output, recap, lines = run_timed(cloud, "run_test", *load, "run_time=45s", json.dumps({"thresholds": BREACHED}),
-                                     expect_rc=2)
+    # Locust's 90% needs a core to itself, which this 2-core machine cannot promise while it hosts the
+    # whole fleet: the run's limit is 50% (the default, 90, is that of Run A and of tests/unit).
+    output, recap, lines = run_timed(cloud, "run_test", *load, "run_time=45s", "saturation_cpu=50",
+                                     json.dumps({"thresholds": BREACHED}), expect_rc=2)
     target.burn = {}
     (second,) = [path for path in (user / "reports" / CLUSTER).iterdir() if path != first]
     summary_b = check_results(second, BREACHED, passed=[False, True, False, False], workers=workers)
@@ -358,7 +360,9 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     assert [name for name, *dummy in breaches] == ["Aggregated", "/slow", "/flaky"]
     assert summary_b["generator_bound"] and not summary_b["passed"]
     peaks = {machine["host"]: machine["peak_cpu"] for machine in summary_b["workers"]}
-    assert max(peaks, key=peaks.get) == burner.split("/")[0] and peaks[burner.split("/")[0]] > 90, peaks
+    hot = burner.split("/")[0]
+    assert max(peaks, key=peaks.get) == hot and peaks[hot] > 50 and summary_b["saturation_cpu"] == 50, peaks
+    assert all(peak < peaks[hot] / 3 for host, peak in peaks.items() if host != hot), peaks
     assert "add workers" in summary_b["generator_advice"] and "FastHttpUser" in summary_b["generator_advice"]
     # The comparison is with the first run, and its numbers are the two runs' own.
     assert summary_b["previous"] == {"run": first.name, "figures": summary_a["figures"]}

@@ -272,7 +272,8 @@ def test_check_mode_skips_the_task(tmp_path):
 
 def test_a_hostile_progress_file_shows_no_text_and_fails_nothing(tmp_path):
     """The locust user writes progress.jsonl: escapes and line breaks in it, or bytes that are not UTF-8
-    (which ansible-core 2.19 refuses in a module's answer), print nothing of theirs and fail nothing."""
+    (which ansible-core 2.19 refuses in a module's answer, 2.17 passes on with a warning), print nothing
+    of theirs and fail nothing."""
     (tmp_path / "escapes.jsonl").write_text(json.dumps(
         {"elapsed": 5, "state": "running\x1b[31m", "users": "\x1b[2J50", "rps": float("inf"),
          "fail_ratio": "0\nPWNED", "requests": 1, "workers": 3}) + "\n")
@@ -301,7 +302,8 @@ def test_a_hostile_progress_file_shows_no_text_and_fails_nothing(tmp_path):
     assert "\x1b" not in run.output and "PWNED" not in run.output and "Traceback" not in run.output, run.output
     lines = [text for mono, text in run.progress()]
     assert "5s elapsed (unknown), ? users, ? req/s, ? failures, 3 of 3 workers connected" in lines, run.output
-    assert any(re.fullmatch(r"\d+s since start, no progress from the master yet", text) for text in lines), run.output
+    # Only printable ASCII leaves the host: the last record, whose line ends in a stray byte, still counts.
+    assert expected_line(RECORD_OK) in lines and "UTF-8" not in run.output, run.output
     assert run.results["Follow escapes"][1]["progress"]["users"] == "\x1b[2J50"    # returned as it is: untrusted
-    assert run.results["Follow bytes"][1]["progress"] is None
+    assert run.results["Follow bytes"][1]["progress"] == RECORD_OK
     assert all(run.results["Follow %s" % name][1]["rc"] == 0 for name in ("escapes", "bytes"))

@@ -194,6 +194,27 @@ def test_another_locustfile_has_no_previous_run(tmp_path, reports):
     assert written(reports / LATER) == ["comparison.html", "junit.xml", "summary.json"]
 
 
+def test_a_lower_saturation_limit_flags_a_busier_generator(tmp_path, reports):
+    write_run(reports, LATER, slow_checkout=False, cpu=62.0)
+    rc, output, results = run_play(tmp_path, """
+        - name: limit 60
+          locustfleet.triton.locust_report:
+            report_dir: "{0}/{1}"
+            cluster: demo
+            saturation_cpu: 60
+            fail_on_saturation: true
+    """.format(reports, LATER))
+    assert rc == 0, output
+    status, result = results["limit 60"]
+    summary = result["summary"]
+    assert summary["generator_bound"] and summary["saturation_cpu"] == 60.0 and not result["passed"]
+    assert summary["generator_advice"].startswith("load generators saturated: demo-worker-1 peaked at 62% CPU "
+                                                  "(saturation_cpu 60%)")
+    junit = ET.parse(reports / LATER / "junit.xml").getroot()
+    (case,) = [c for c in junit.iter("testcase") if c.get("classname") == "locustfleet.demo.load_generators"]
+    assert case.get("name") == "load generators below 60% CPU" and case.find("failure") is not None
+
+
 def test_bad_input_fails_with_one_line(tmp_path, reports):
     broken = reports / LATER
     broken.mkdir()
@@ -228,6 +249,12 @@ def test_bad_input_fails_with_one_line(tmp_path, reports):
             report_dir: "{0}/nothing"
             cluster: demo
           ignore_errors: true
+        - name: saturation limit
+          locustfleet.triton.locust_report:
+            report_dir: "{0}/{1}"
+            cluster: demo
+            saturation_cpu: 0
+          ignore_errors: true
     """.format(reports, SECOND, LATER, odd.name))
     assert rc == 0, output
     messages = {task: result["msg"] for task, (status, result) in results.items() if status == "failed"}
@@ -238,6 +265,7 @@ def test_bad_input_fails_with_one_line(tmp_path, reports):
         "not a report": '%s/report.json: entry 0 ("/"): num_requests "many" is not a whole number >= 0' % odd,
         "no report": "%s/report.json not found (Locust's --json-file report of the run)" % reports,
         "no directory": "report_dir %s/nothing is not a directory" % reports,
+        "saturation limit": "saturation_cpu must be 1 to 100 (percent of one core), got 0.0",
     }
     for task, (status, result) in results.items():
         assert "\n" not in result["msg"] and result.get("exception") in (None, "(traceback unavailable)"), task

@@ -257,7 +257,7 @@ def test_worker_machines_and_the_advice():
     assert generator_advice(machines) == (
         "load generators saturated: e2e-worker-1 peaked at 97.3% CPU (Locust warns above 90%): the results may "
         "understate the service; add workers (spawn_slaves.yml -e count=N) or use FastHttpUser")
-    assert "e2e-worker-1 peaked at 97.3% CPU, e2e-worker-2 at 45% (" in generator_advice(machines, limit=40)
+    assert "e2e-worker-1 peaked at 97.3% CPU, e2e-worker-2 at 45% (saturation_cpu 40%): " in generator_advice(machines, limit=40)
     assert saturation(machines) == {"passed": True, "message": generator_advice(machines)}
     assert saturation(machines, fail_on_saturation=True)["passed"] is False
     assert saturation(machines[1:]) == {"passed": True, "message": "load generators below 90% CPU: the busiest, "
@@ -439,7 +439,8 @@ def test_build_summary():
     summary = build_summary("demo", "20261204T081500Z", files, {"users": 10}, run, found, machines)
     assert set(summary) == {"version", "cluster", "run", "locustfile_id", "locustfiles", "run_settings", "figures",
                             "thresholds", "passed", "workers", "generator_bound", "generator_advice",
-                            "fail_on_saturation", "previous", "comparison"}
+                            "fail_on_saturation", "saturation_cpu", "previous", "comparison"}
+    assert summary["saturation_cpu"] == 90.0
     assert summary["passed"] is True and summary["generator_bound"] is True and summary["previous"] is None
     assert summary["locustfile_id"] == locustfile_id(files) and summary["generator_advice"].startswith("load gen")
     failing = build_summary("demo", "20261204T081500Z", files, {}, run, found, machines, fail_on_saturation=True,
