@@ -239,7 +239,12 @@ def check_results(reports, thresholds, passed, workers):
         assert (figure["requests"], figure["failures"]) == (int(row["Request Count"]), int(row["Failure Count"]))
         assert [figure[key] for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms")] == \
             [int(row[column]) for column in ("50%", "90%", "95%", "99%")], (name, figure, row)
-    assert summary["figures"]["Aggregated"]["rps"] == pytest.approx(float(stats["Aggregated"]["Requests/s"]), rel=0.01)
+    # Requests/s over the run as report.json spans it (first request to last, all names); Locust's CSV
+    # counts from the test's start, a little earlier, which report.json does not hold.
+    report = json.loads((reports / "report.json").read_text())
+    span = max(e["last_request_timestamp"] for e in report) - min(e["start_time"] for e in report)
+    assert summary["figures"]["Aggregated"]["rps"] == round(sum(e["num_requests"] for e in report) / span, 3)
+    assert summary["figures"]["Aggregated"]["rps"] == pytest.approx(float(stats["Aggregated"]["Requests/s"]), rel=0.05)
     assert summary["figures"]["/slow"]["p50_ms"] >= 250  # the target's profile
     assert 0.4 <= summary["figures"]["/flaky"]["fail_ratio"] <= 0.6 and summary["figures"]["/"]["failures"] == 0
     expected = [(name, metric, limit) for name, limits in thresholds.items() for metric, limit in limits.items()]
