@@ -16,10 +16,15 @@ with many machines at once, without duplicates (``Fleet``).
   whole fleet. Only machines that vanished from that list (failed or deleted ones, which CloudAPI
   hides) are looked up one by one.
 - Everything, retries included, ends at the task's one Deadline.
+- Metadata given for a fleet is merged into the machines that exist already (``plan_metadata``, a
+  pure function): only the keys given, compared as the strings CloudAPI keeps, never a key removed,
+  never a boot-time key (CREATE_ONLY_METADATA) pushed again, and only into machines that are running
+  or stopped.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -36,6 +41,17 @@ NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 STATE_TARGET = {"present": "running", "running": "running", "restarted": "running", "stopped": "stopped"}
 # Which machines go first when a fleet shrinks: failed, then stopped, then the ones not yet up.
 SURPLUS_ORDER = {"failed": 0, "stopped": 1, "stopping": 1, "provisioning": 2, "offline": 2, "unknown": 2}
+# What a kept machine still on its way is waited for (with wait), by module state and its state now. The
+# other module states have their own waits: stopped stops and waits, restarted reboots and waits.
+UNSETTLED_TARGET = {"present": {"provisioning": "running", "stopping": "stopped"},
+                    "running": {"provisioning": "running"}}
+# Metadata keys a machine gets only when it is created, never pushed into one that exists: the boot-time
+# inputs (scripts and cloud-init data, run once or at boot, often with credentials in them) and the keys
+# CloudAPI keeps to itself (it sets root_authorized_keys; credentials and *_pw go to internal metadata,
+# so they never show and would always look different).
+CREATE_ONLY_METADATA = ("user-script", "user-data", "cloud-init:user-data", "root_authorized_keys", "credentials")
+# The states in which a machine takes metadata updates (VMAPI's behaviour while provisioning is unverified).
+METADATA_STATES = ("running", "stopped")
 
 
 class FleetTimeout(WaitTimeout):
@@ -94,6 +110,8 @@ class FleetPlan:
     reboot: list = field(default_factory=list)
     retag: list = field(default_factory=list)
     refirewall: list = field(default_factory=list)
+    # (machine, state) of kept machines still on their way there (no write: only waited for, with wait)
+    unsettled: list = field(default_factory=list)
 
     @property
     def changed(self):
@@ -106,7 +124,8 @@ def plan_fleet(members, count, state, prefix, tags=None, firewall_enabled=None):
     The surplus goes in SURPLUS_ORDER, then highest name number first; the shortfall is created under
     the lowest free PREFIX<N> names. Kept machines get the ``tags`` they lack (by the one tag
     comparison) and the firewall setting asked for; ``running`` starts stopped ones, ``stopped`` stops
-    all that are not stopped, ``restarted`` reboots every kept machine.
+    all that are not stopped, ``restarted`` reboots every kept machine. Kept machines still provisioning
+    (or, for ``present``, stopping) are ``unsettled``: nothing to send, something to wait for.
     """
     ranked = sorted(members, key=lambda m: (SURPLUS_ORDER.get(m.get("state"), 3), -name_number(m.get("name"), prefix)))
     surplus = ranked[:max(0, len(members) - count)]
@@ -127,7 +146,66 @@ def plan_fleet(members, count, state, prefix, tags=None, firewall_enabled=None):
             plan.retag.append((machine, tag_plan.body))
         if firewall_enabled is not None and bool(machine.get("firewall_enabled")) != firewall_enabled:
             plan.refirewall.append(machine)
+        target = UNSETTLED_TARGET.get(state, {}).get(machine.get("state"))
+        if target:
+            plan.unsettled.append((machine, target))
     return plan
+
+
+def is_create_only_metadata(key):
+    """True for the metadata keys given only at creation (CREATE_ONLY_METADATA, and *_pw)."""
+    return key in CREATE_ONLY_METADATA or key.endswith("_pw")
+
+
+def metadata_text(value):
+    """A metadata value as CloudAPI keeps it, a string: booleans as true/false, numbers as JSON writes them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+@dataclass
+class MetadataPlan:
+    """Which existing machines need metadata: ``update`` holds (machine, {key: string}) of those
+    that take it now (METADATA_STATES), ``waiting`` the same for those in other states (provisioning,
+    stopping...), which can only take it once they settled."""
+
+    update: list = field(default_factory=list)
+    waiting: list = field(default_factory=list)
+
+    def changes(self, include_waiting=False):
+        return self.update + (self.waiting if include_waiting else [])
+
+
+def plan_metadata(machines, metadata):
+    """The MetadataPlan merging ``metadata`` into ``machines`` (as CloudAPI shows them, metadata included).
+
+    Only the keys given count, each compared as a string (metadata_text) with the machine's value; a key the
+    machine lacks differs. Keys of the machine not given are left alone. Create-only keys are skipped.
+    Machines whose every key equals are in neither list.
+    """
+    wanted = {key: metadata_text(value) for key, value in (metadata or {}).items() if not is_create_only_metadata(key)}
+    plan = MetadataPlan()
+    for machine in machines:
+        current = machine.get("metadata") or {}
+        changes = {key: value for key, value in sorted(wanted.items())
+                   if key not in current or metadata_text(current[key]) != value}
+        if changes:
+            (plan.update if machine.get("state") in METADATA_STATES else plan.waiting).append((machine, changes))
+    return plan
+
+
+def metadata_diff(changes):
+    """(before, after) of the keys concerned, by machine name, for ``changes`` [(machine, {key: string})]:
+    before shows the machine's values of those keys (a key it lacks is not shown), after the new ones."""
+    before, after = {}, {}
+    for machine, keys in changes:
+        current = machine.get("metadata") or {}
+        before[machine.get("name")] = {key: current[key] for key in keys if key in current}
+        after[machine.get("name")] = dict(keys)
+    return before, after
 
 
 def flat_create_body(name, image, package, networks=None, tags=None, metadata=None, firewall_enabled=None):
@@ -242,6 +320,12 @@ class Fleet:
         path = self.client.account_path("machines", machine_id)
         self._retry(lambda: self.client.post(path, {"action": action}, idempotent=True) or True,
                     lambda exc: exc.status == 409 and exc.code == "UnallocatedVM")
+
+    def add_metadata(self, machine_id, metadata):
+        """AddMachineMetadata (create or overwrite the given keys, leave the others); sending the same values
+        again is harmless, so a lost answer may be retried."""
+        self.client.post(self.client.account_path("machines", machine_id, "metadata"), metadata, idempotent=True,
+                         expect=dict)
 
     def add_tags(self, machine_id, tags):
         """AddMachineTags; merging the same values again is harmless, so a lost answer may be retried."""

@@ -17,6 +17,10 @@ description:
     retries never leave duplicates.
   - Waiting polls ListMachines filtered by the fleet's tags (one call per poll for the whole fleet),
     and every request goes through a rate limiter that matches CloudAPI's throttle.
+  - With O(wait), machines that already existed but are still on their way are waited for as well as the ones
+    this task creates or starts - for example those an earlier task created with O(wait=false). So a playbook
+    can ask for several fleets or machines with O(wait=false) first, then repeat each task with O(wait=true),
+    and they provision in one wave. A machine already in its state costs no call.
   - O(wait_timeout) is one deadline for the whole task, creates, retries and waits included.
   - Tags are compared as JSON values, the way M(locustfleet.triton.joyent_tag) compares them - the same
     type and an equal value (V(8) and V(8.0) are equal, V("8") and V(8) are not, nor V("true") and
@@ -65,14 +69,27 @@ options:
     type: dict
   metadata:
     description:
-      - Customer metadata for new machines (readable inside with C(mdata-get)).
+      - Customer metadata (readable inside with C(mdata-get)). New machines are created with it.
+      - Machines that exist already get the keys whose value differs, merged by one AddMachineMetadata call per
+        machine (in parallel) once they are running or stopped; keys not given here are left as they are, none
+        is removed. Values are compared as the strings CloudAPI keeps (V(8) equals V("8"), V(true) equals
+        V("true")), so a run with the same values makes no call. RV(metadata_updated_ids) lists the machines
+        updated.
+      - A machine still provisioning (or stopping) is updated only after waiting for it (O(wait=true)); with
+        O(wait=false) it is left for a later run, with a warning.
+      - Never pushed into existing machines, only given at creation - C(user-script) (also O(user_script)),
+        C(user-data) and C(cloud-init:user-data) (boot-time inputs, often with credentials in them), and the keys
+        CloudAPI keeps to itself - C(root_authorized_keys) (CloudAPI sets it), C(credentials) and keys ending in
+        C(_pw) (internal metadata, never shown back).
+      - Values must be strings, numbers or booleans.
       - Values are shown in the task's result (C(invocation)) like any option; put no secret here, or keep it out of
         logs with C(no_log) on the task. The C(locustfleet.triton.joyent) inventory shows only the keys in its
         C(metadata_keys).
     type: dict
   user_script:
     description:
-      - Script that new machines run at first boot (the C(user-script) metadata key).
+      - Script that new machines run at first boot (the C(user-script) metadata key). Machines that exist
+        already keep theirs (see O(metadata)).
       - Never shown in the task's result or logs (C(no_log)), since scripts often carry credentials.
     type: str
   firewall_enabled:
@@ -125,7 +142,10 @@ options:
     default: false
   wait:
     description:
-      - Wait until every machine reached the requested state (or is gone).
+      - Wait until every machine reached the requested state (or is gone), the machines that existed before
+        the task included (those still provisioning, and with O(state=present) those stopping).
+      - A machine that ends C(failed) while waited for is reported in RV(failed_ids) (or replaced, with
+        O(replace_failed)).
     type: bool
     default: true
   wait_timeout:
@@ -146,7 +166,10 @@ attributes:
     description: Reports what would change without any write call.
   diff_mode:
     support: full
-    description: Shows machine names, states and tags (and role tags, with O(role_tags)) before and after.
+    description:
+      - Shows machine names, states and tags (and role tags, with O(role_tags)) before and after.
+      - With O(metadata), the keys that change on existing machines, before (the values they have; a key they
+        lack is not shown) and after, by machine name in a fleet.
 """
 
 EXAMPLES = r"""
@@ -186,6 +209,39 @@ EXAMPLES = r"""
     role_tags: [demo-watcher]
     image: debian-12
     package: g1-medium
+
+- name: Master and workers in one provisioning wave - first ask for all of them without waiting
+  locustfleet.triton.joyent_machine:
+    name: demo-master
+    image: debian-12
+    package: g1-small
+    tags: {locustfleet.cluster: demo, locustfleet.role: master}
+    wait: false
+
+- name: The workers, not waited for either
+  locustfleet.triton.joyent_machine:
+    count: 6
+    count_tags: {locustfleet.cluster: demo, locustfleet.role: worker}
+    image: debian-12
+    package: g1-medium
+    wait: false
+
+- name: Now wait for the master (created above, still provisioning) to learn its address
+  locustfleet.triton.joyent_machine:
+    name: demo-master
+    image: debian-12
+    package: g1-small
+    tags: {locustfleet.cluster: demo, locustfleet.role: master}
+  register: master
+
+- name: Wait for the workers too, and tell them the master's address (metadata of existing machines)
+  locustfleet.triton.joyent_machine:
+    count: 6
+    count_tags: {locustfleet.cluster: demo, locustfleet.role: worker}
+    image: debian-12
+    package: g1-medium
+    metadata:
+      locust_master_host: "{{ master.machine.primaryIp }}"
 
 - name: Delete the whole cluster
   locustfleet.triton.joyent_machine:
@@ -309,6 +365,15 @@ deleted_ids:
   returned: always
   type: list
   elements: str
+metadata_updated_ids:
+  description:
+    - Ids of machines that existed before the task and whose metadata it updated (O(metadata), one
+      AddMachineMetadata each). Machines this task created got their metadata at creation and are not listed.
+    - Empty in check mode; the diff shows what would change.
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.3.0
 failed_ids:
   description:
     - Ids of machines that ended in state C(failed).
@@ -323,7 +388,8 @@ from ansible_collections.locustfleet.triton.plugins.module_utils._base import (
 from ansible_collections.locustfleet.triton.plugins.module_utils._catalog import (
     CatalogProblem, resolve_networks, resolve_package)
 from ansible_collections.locustfleet.triton.plugins.module_utils._fleet import (
-    STATE_TARGET, Fleet, FleetTimeout, NameAllocator, default_name_prefix, flat_create_body, plan_fleet)
+    STATE_TARGET, Fleet, FleetTimeout, MetadataPlan, NameAllocator, default_name_prefix, flat_create_body,
+    metadata_diff, plan_fleet, plan_metadata)
 from ansible_collections.locustfleet.triton.plugins.module_utils._images import resolve_image
 from ansible_collections.locustfleet.triton.plugins.module_utils._machines import get_machine, is_uuid, summarize
 from ansible_collections.locustfleet.triton.plugins.module_utils._parallel import BatchError
@@ -370,7 +436,7 @@ class JoyentMachine(TritonModule):
     def __init__(self, module):
         super().__init__(module)
         self.params = module.params
-        self.result.update(machines=[], created_ids=[], deleted_ids=[], failed_ids=[])
+        self.result.update(machines=[], created_ids=[], deleted_ids=[], failed_ids=[], metadata_updated_ids=[])
         self._fleet = None
 
     @property
@@ -406,6 +472,10 @@ class JoyentMachine(TritonModule):
             problem = tag_value_problem(params[option], what="%s tag" % option)
             if problem:
                 self.fail(problem)
+        for key, value in (params["metadata"] or {}).items():
+            if value is None or isinstance(value, (dict, list)):
+                self.fail("metadata %s must be a string, number or boolean, got %s"
+                          % (key, "null" if value is None else type(value).__name__))
         for index, role in enumerate(params["role_tags"] or []):
             problem = name_problem("role_tags[%d]" % index, role, NAME_RE, "a role name")
             if problem:
@@ -441,6 +511,29 @@ class JoyentMachine(TritonModule):
         wanted = sorted(set(self.params["role_tags"]))
         self._each(lambda mid: set_role_tags(client, client.account_path("machines", mid), wanted), machine_ids)
 
+    # -- metadata of existing machines ---------------------------------------------------------------------
+
+    def _metadata_plan(self, machines):
+        """plan_metadata for ``machines`` that existed before this task (new ones got metadata at creation)."""
+        if self.params["state"] == "absent" or not self.params["metadata"]:
+            return MetadataPlan()
+        created = set(self.result["created_ids"])
+        return plan_metadata([m for m in machines if m and m["id"] not in created], self.params["metadata"])
+
+    def _warn_metadata_waiting(self, waiting):
+        if waiting:
+            self.module.warn("metadata not applied to %d machine(s) that are neither running nor stopped yet (%s); "
+                             "a later run applies it, or wait: true waits for them first"
+                             % (len(waiting), ", ".join("%s: %s" % (m.get("name"), m.get("state"))
+                                                        for m, keys in waiting)))
+
+    def _apply_metadata(self, machines):
+        """One AddMachineMetadata (the keys that differ) per machine of ``machines`` (as last seen, settled)
+        whose metadata differs, in parallel; what was updated goes to metadata_updated_ids."""
+        plan = self._metadata_plan(machines)
+        self._warn_metadata_waiting(plan.waiting)
+        self._each(lambda item: self.fleet.add_metadata(item[0]["id"], item[1]), plan.update, "metadata_updated_ids")
+
     # -- doing things, keeping count of what changed --------------------------------------------------
 
     def _each(self, function, items, record=None):
@@ -454,7 +547,7 @@ class JoyentMachine(TritonModule):
         if done:
             self.mark_changed()
             if record is not None:
-                self.result[record].extend(item["id"] if isinstance(item, dict) else item for item, result in done)
+                self.result[record].extend(_item_id(item) for item, result in done)
         if failure is not None:
             raise failure
 
@@ -498,16 +591,22 @@ class JoyentMachine(TritonModule):
             if plan.create else None
         role_tags = self._role_tags_of(plan.keep)
         retag_roles = self._role_tag_todo(role_tags)
+        remetadata = self._metadata_plan(plan.keep).changes(include_waiting=params["wait"])
         if self.module._diff:
-            self.result["diff"] = self._fleet_diff(members, plan, role_tags)
+            self.result["diff"] = self._fleet_diff(members, plan, role_tags, remetadata)
         if self.module.check_mode:
-            self.result["changed"] = plan.changed or bool(retag_roles)
+            self.result["changed"] = plan.changed or bool(retag_roles) or bool(remetadata)
+            if not params["wait"]:
+                self._warn_metadata_waiting(self._metadata_plan(plan.keep).waiting)
             self.result["machines"] = [summarize(m) for m in plan.keep]
             return
 
         allocator = NameAllocator(prefix, [m["name"] for m in members] + plan.create)
         targets, reboots = self._execute(plan, spec, allocator)
         self._set_role_tags(retag_roles)
+        waits_for_kept = bool(params["wait"] and plan.unsettled)
+        if waits_for_kept:
+            targets.update((m["id"], target) for m, target in plan.unsettled if m["id"] not in targets)
         if params["wait"] or state == "stopped":
             self._settle(targets, spec, allocator)
         if state == "stopped":
@@ -520,10 +619,12 @@ class JoyentMachine(TritonModule):
 
         if state == "absent":
             final = []
-        elif self.result["changed"]:
+        elif self.result["changed"] or waits_for_kept:
             final = self.fleet.members()
         else:
             final = members
+        kept = {m["id"] for m in plan.keep}
+        self._apply_metadata([m for m in final if m["id"] in kept])
         self.result["machines"] = [summarize(m) for m in final]
         if self.result["failed_ids"]:
             self.fail("%d machine(s) ended in state failed: %s (set replace_failed to replace them)"
@@ -571,11 +672,13 @@ class JoyentMachine(TritonModule):
                 self.result["failed_ids"].extend(failed)
                 return
             self._each(self.fleet.delete, failed, "deleted_ids")
+            if spec is None:  # only kept machines (created by an earlier task) failed
+                spec = self._create_spec("replacements for %d failed machine(s)" % len(failed))
             replacements = self._create([allocator.next() for dummy in failed], spec, allocator)
             targets = {m["id"]: "running" for m in replacements}
             targets.update((mid, "deleted") for mid in failed)
 
-    def _fleet_diff(self, members, plan, role_tags=None):
+    def _fleet_diff(self, members, plan, role_tags=None, remetadata=()):
         target = STATE_TARGET.get(self.params["state"])
         before = {m["name"]: m["state"] for m in members}
         after = {m["name"]: target or m["state"] for m in plan.keep}
@@ -587,6 +690,8 @@ class JoyentMachine(TritonModule):
             diff["before"]["role_tags"] = {m["name"]: role_tags.get(m["id"], []) for m in plan.keep}
             diff["after"]["role_tags"] = dict({m["name"]: wanted for m in plan.keep},
                                               **{name: wanted for name in plan.create})
+        if remetadata:
+            diff["before"]["metadata"], diff["after"]["metadata"] = metadata_diff(remetadata)
         return diff
 
     # -- one machine ----------------------------------------------------------------------------------
@@ -655,10 +760,17 @@ class JoyentMachine(TritonModule):
         after["tags"] = plan_tags(machine.get("tags"), params["tags"]).after
         if self._wants_role_tags():
             after["role_tags"] = sorted(set(params["role_tags"]))
+        remetadata = self._metadata_plan([machine]).changes(include_waiting=params["wait"])
+        if remetadata:
+            metadata_before, metadata_after = metadata_diff(remetadata)
+            before = dict(before, metadata=metadata_before[machine["name"]])
+            after["metadata"] = metadata_after[machine["name"]]
         if not self.result.get("diff"):
             self._single_diff(before, after)
         if self.module.check_mode:
-            self.result["changed"] = self.result["changed"] or plan.changed or bool(retag_roles)
+            self.result["changed"] = self.result["changed"] or plan.changed or bool(retag_roles) or bool(remetadata)
+            if not params["wait"]:
+                self._warn_metadata_waiting(self._metadata_plan([machine]).waiting)
             return machine
         if retag_roles:
             self._set_role_tags(list(retag_roles))
@@ -676,11 +788,35 @@ class JoyentMachine(TritonModule):
             self.mark_changed()
             if params["wait"]:
                 self.fleet.wait_rebooted(reboots)
-        return self._find_single() if self.result["changed"] else machine
+        if params["wait"] and plan.unsettled:
+            machine = self._wait_single(machine, plan.unsettled[0][1])
+        if self.result["changed"]:
+            machine = self._find_single()
+        self._apply_metadata([machine])
+        return machine
+
+    def _wait_single(self, machine, target):
+        """Wait until ``machine`` (one this task found on its way) reaches ``target``; fails when it failed."""
+        settled = self.fleet.wait({machine["id"]: target})[machine["id"]]
+        if settled is None:
+            self.fail("machine %s (%s) disappeared while waiting for it to be %s"
+                      % (machine["name"], machine["id"], target))
+        if settled["state"] == "failed":
+            self.result["failed_ids"] = [settled["id"]]
+            self.result["machine"] = summarize(settled)
+            self.fail("machine %s (%s) ended in state failed" % (settled["name"], settled["id"]))
+        return settled
 
     def _single_diff(self, before, after):
         if self.module._diff:
             self.result["diff"] = {"before": before, "after": after}
+
+
+def _item_id(item):
+    """The machine id of a parallel run's item: a machine, (machine, ...) or an id."""
+    if isinstance(item, tuple):
+        item = item[0]
+    return item["id"] if isinstance(item, dict) else item
 
 
 def main():

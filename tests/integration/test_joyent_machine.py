@@ -3,7 +3,7 @@
 import json
 import os
 
-from support.control import live_machines as machines
+from support.control import live_machines as machines, sim_client
 
 READ_ROUTES = ("List", "Get", "MachineAudit", "Ping")
 
@@ -281,3 +281,228 @@ def test_user_script_is_never_shown(tritonsim, playbook):
     assert marker not in run.output
     assert marker not in json.dumps(run.results)
     assert machines(tritonsim)[0]["metadata"]["user-script"] == "#!/bin/sh\nexport TOKEN=%s" % marker
+
+
+def metadata_of(sim, machine_id):
+    """ListMachineMetadata of one machine, straight from the sim's CloudAPI."""
+    return sim_client(sim).get("/%s/machines/%s/metadata" % (sim.account, machine_id), expect=dict)
+
+
+MASTER = """
+- name: master
+  locustfleet.triton.joyent_machine:
+    name: demo-master
+    image: debian-12
+    package: g1-small
+    tags: {cluster: demo, role: master}
+    wait: "{{ wait_all }}"
+    poll_interval: 0.3
+"""
+WORKERS = """
+- name: fleet
+  locustfleet.triton.joyent_machine:
+    count: 2
+    count_tags: {cluster: demo, role: worker}
+    image: debian-12
+    package: g1-medium
+    metadata: {locust-master: 10.0.0.5}
+    wait: "{{ wait_all }}"
+    poll_interval: 0.3
+"""
+
+
+def test_wait_true_waits_for_machines_an_earlier_task_left_provisioning(tritonsim_factory, playbook):
+    """A task with wait: false, then the same task with wait: true: the second run creates nothing and
+    changes nothing, yet returns every machine running, with its address (a fleet, then one machine)."""
+    sim = tritonsim_factory(provision_delay=6)
+    first = playbook(sim, WORKERS, extra_vars={"wait_all": False}).result("fleet")
+    assert [m["state"] for m in first["machines"]] == ["provisioning", "provisioning"]
+    sim.reset_stats()
+    run = playbook(sim, WORKERS, extra_vars={"wait_all": True})
+    fleet = run.result("fleet")
+    assert run.recap["changed"] == 0 and write_calls(sim) == {} and fleet["created_ids"] == []
+    assert [(m["id"], m["name"], m["state"]) for m in fleet["machines"]] == [
+        (m["id"], m["name"], "running") for m in first["machines"]]
+    assert all(m["primaryIp"] for m in fleet["machines"])
+    assert sum(sim.route_stats("ListMachines").values()) > 3  # polled: one call per poll for the fleet
+    assert fleet["metadata_updated_ids"] == [] and "warnings" not in fleet
+
+    first = playbook(sim, MASTER, extra_vars={"wait_all": False}).result("master")["machine"]
+    assert first["state"] == "provisioning"
+    sim.reset_stats()
+    run = playbook(sim, MASTER, extra_vars={"wait_all": True})
+    master = run.result("master")
+    assert run.recap["changed"] == 0 and write_calls(sim) == {} and master["created_ids"] == []
+    assert master["machine"]["id"] == first["id"]
+    assert master["machine"]["state"] == "running" and master["machine"]["primaryIp"]
+    assert master["machines"] == [master["machine"]]
+    assert sum(sim.route_stats("GetMachine").values()) > 2  # polled
+
+    sim.reset_stats()
+    again = playbook(sim, MASTER + WORKERS, extra_vars={"wait_all": True})
+    assert again.recap["changed"] == 0 and write_calls(sim) == {}
+    assert sim.route_stats("ListMachines") == {"200": 2}  # the master by name, the fleet: nothing waited for
+    assert "GetMachine" not in sim.stats()["by_route"]
+
+
+def test_a_kept_machine_that_fails_while_waited_for_is_reported_or_replaced(tritonsim_factory, playbook):
+    sim = tritonsim_factory(provision_delay=3, faults={"provision_fail": 1.0})
+    first = playbook(sim, WORKERS, extra_vars={"wait_all": False}).result("fleet")
+    sim.set_faults({})
+    run = playbook(sim, WORKERS, extra_vars={"wait_all": True}, expect_rc=2).result("fleet")
+    assert sorted(run["failed_ids"]) == sorted(first["created_ids"]) and run["created_ids"] == []
+    assert run["msg"].startswith("2 machine(s) ended in state failed: ")
+
+    sim.set_faults({"provision_fail": 1.0})
+    first = playbook(sim, WORKERS, extra_vars={"wait_all": False}).result("fleet")
+    sim.set_faults({})
+    replace = WORKERS.replace("    poll_interval: 0.3", "    poll_interval: 0.3\n    replace_failed: true")
+    run = playbook(sim, replace, extra_vars={"wait_all": True}).result("fleet")
+    assert sorted(run["deleted_ids"]) == sorted(first["created_ids"]) and len(run["created_ids"]) == 2
+    assert [m["state"] for m in run["machines"]] == ["running", "running"]
+    assert sorted(m["id"] for m in machines(sim, cluster="demo")) == sorted(run["created_ids"])
+
+
+ONE_WAVE_WITH_MASTER_ADDRESS = """
+- name: master
+  locustfleet.triton.joyent_machine: {name: demo-master, image: debian-12, package: g1-small, wait: false}
+- name: workers
+  locustfleet.triton.joyent_machine:
+    count: 2
+    count_tags: {cluster: demo, role: worker}
+    image: debian-12
+    package: g1-medium
+    metadata: {locust-master: unknown}
+    wait: false
+- name: master again
+  locustfleet.triton.joyent_machine: {name: demo-master, image: debian-12, package: g1-small, poll_interval: 0.3}
+  register: master
+- name: workers again
+  locustfleet.triton.joyent_machine:
+    count: 2
+    count_tags: {cluster: demo, role: worker}
+    image: debian-12
+    package: g1-medium
+    metadata: {locust-master: unknown, locust_master_host: "{{ master.machine.primaryIp }}"}
+    poll_interval: 0.3
+"""
+
+
+def test_one_provisioning_wave_then_the_master_address_as_metadata(tritonsim_factory, playbook):
+    """spawn_slaves' order: everything asked for without waiting, then waited for; the workers that were still
+    provisioning get the master's address once they run (one AddMachineMetadata each), only the key that differs."""
+    sim = tritonsim_factory(provision_delay=4)
+    run = playbook(sim, ONE_WAVE_WITH_MASTER_ADDRESS)
+    address = run.result("master again")["machine"]["primaryIp"]
+    workers = run.result("workers again")
+    assert address and [m["state"] for m in workers["machines"]] == ["running", "running"]
+    created = run.result("workers")["created_ids"]
+    assert workers["changed"] and sorted(workers["metadata_updated_ids"]) == sorted(created)
+    assert sim.route_stats("AddMachineMetadata") == {"200": 2}
+    for machine_id in created:
+        metadata = metadata_of(sim, machine_id)
+        assert metadata["locust_master_host"] == address and metadata["locust-master"] == "unknown"
+        assert metadata["root_authorized_keys"]
+
+    sim.reset_stats()
+    again = playbook(sim, ONE_WAVE_WITH_MASTER_ADDRESS)
+    assert again.recap["changed"] == 0 and write_calls(sim) == {}
+    assert again.result("workers")["metadata_updated_ids"] == [] and "warnings" not in again.result("workers")
+
+
+def test_metadata_is_merged_into_existing_machines_once(tritonsim, playbook):
+    playbook(tritonsim, FLEET, extra_vars={"count": 3})
+    old = sorted(m["id"] for m in machines(tritonsim, cluster="demo"))
+    client = sim_client(tritonsim)
+    client.post("/%s/machines/%s/metadata" % (tritonsim.account, old[0]), {"set-by-hand": "kept"}, expect=dict)
+    changed = FLEET.replace("metadata: {locust-master: 10.0.0.5}",
+                            "metadata: {locust-master: 10.0.0.6, slots: 8, canary: true, user-script: new}\n"
+                            '    user_script: "#!/bin/sh\\necho new"')
+    tritonsim.reset_stats()
+
+    check = playbook(tritonsim, changed, extra_vars={"count": 4}, check=True, diff=True)
+    result = check.result("fleet")
+    assert result["changed"] and result["metadata_updated_ids"] == [] and write_calls(tritonsim) == {}
+    names = ["demo-worker-1", "demo-worker-2", "demo-worker-3"]
+    assert result["diff"]["before"]["metadata"] == {name: {"locust-master": "10.0.0.5"} for name in names}
+    assert result["diff"]["after"]["metadata"] == {
+        name: {"locust-master": "10.0.0.6", "slots": "8", "canary": "true"} for name in names}
+    assert "demo-worker-4" in result["diff"]["after"]["machines"]  # created with its metadata, not updated
+
+    run = playbook(tritonsim, changed, extra_vars={"count": 4}, diff=True)
+    result = run.result("fleet")
+    assert result["changed"] and sorted(result["metadata_updated_ids"]) == old
+    assert len(result["created_ids"]) == 1 and result["created_ids"][0] not in old
+    assert write_calls(tritonsim) == {"CreateMachine": {"201": 1}, "AddMachineMetadata": {"200": 3}}
+    assert result["diff"]["after"]["metadata"]["demo-worker-2"]["locust-master"] == "10.0.0.6"
+    for machine_id in old:
+        metadata = metadata_of(tritonsim, machine_id)
+        assert {k: metadata[k] for k in ("locust-master", "slots", "canary")} == \
+            {"locust-master": "10.0.0.6", "slots": "8", "canary": "true"}
+        assert "user-script" not in metadata and metadata["root_authorized_keys"]
+        assert client.get("/%s/machines/%s" % (tritonsim.account, machine_id), expect=dict)["metadata"] == metadata
+    assert metadata_of(tritonsim, old[0])["set-by-hand"] == "kept"
+    new = metadata_of(tritonsim, result["created_ids"][0])
+    assert new["user-script"] == "#!/bin/sh\necho new" and new["locust-master"] == "10.0.0.6"
+
+    tritonsim.reset_stats()
+    again = playbook(tritonsim, changed, extra_vars={"count": 4})
+    assert again.recap["changed"] == 0 and write_calls(tritonsim) == {}
+    assert again.result("fleet")["metadata_updated_ids"] == []
+    assert tritonsim.route_stats("ListMachines") == {"200": 1}  # metadata comes with the list: no other read
+    check = playbook(tritonsim, changed, extra_vars={"count": 4}, check=True, diff=True)
+    assert not check.result("fleet")["changed"] and "metadata" not in check.result("fleet")["diff"]["after"]
+
+
+def test_metadata_of_one_machine_by_name(tritonsim_factory, playbook):
+    sim = tritonsim_factory(provision_delay=3)
+    task = """
+        - name: machine
+          locustfleet.triton.joyent_machine:
+            name: solo
+            image: debian-12
+            package: g1-small
+            metadata: {role: "{{ role }}", slots: 4}
+            wait: "{{ wait_all | default(true) }}"
+            poll_interval: 0.2
+    """
+    created = playbook(sim, task, extra_vars={"role": "worker"}).result("machine")["machine"]
+    sim.reset_stats()
+    check = playbook(sim, task, extra_vars={"role": "master"}, check=True, diff=True).result("machine")
+    assert check["changed"] and write_calls(sim) == {}
+    assert check["diff"]["before"]["metadata"] == {"role": "worker"}
+    assert check["diff"]["after"]["metadata"] == {"role": "master"}
+
+    run = playbook(sim, task, extra_vars={"role": "master"}, diff=True).result("machine")
+    assert run["changed"] and run["metadata_updated_ids"] == [created["id"]]
+    assert write_calls(sim) == {"AddMachineMetadata": {"200": 1}}
+    assert metadata_of(sim, created["id"])["role"] == "master"
+    sim.reset_stats()
+    assert not playbook(sim, task, extra_vars={"role": "master"}).result("machine")["changed"]
+    assert write_calls(sim) == {}
+
+    # a machine still provisioning: with wait false it is left alone (a warning says so), with wait true
+    # it is waited for, then updated
+    late = task.replace("name: solo", "name: late")
+    run = playbook(sim, late + late.replace("name: machine", "name: again").replace("{{ role }}", "master"),
+                   extra_vars={"role": "worker", "wait_all": False})
+    skipped = run.result("again")
+    assert not skipped["changed"] and skipped["metadata_updated_ids"] == []
+    assert "AddMachineMetadata" not in sim.stats()["by_route"]
+    assert skipped["machine"]["state"] == "provisioning"
+    assert len(skipped["warnings"]) == 1 and "metadata not applied to 1 machine(s)" in skipped["warnings"][0]
+    assert "late: provisioning" in skipped["warnings"][0]
+    sim.reset_stats()
+    done = playbook(sim, late, extra_vars={"role": "master"}).result("machine")
+    assert done["machine"]["state"] == "running" and done["metadata_updated_ids"] == [done["machine"]["id"]]
+    assert write_calls(sim) == {"AddMachineMetadata": {"200": 1}}
+    assert metadata_of(sim, done["machine"]["id"])["role"] == "master"
+
+
+def test_metadata_values_must_be_scalars(tritonsim, playbook):
+    run = playbook(tritonsim, """
+        - name: bad
+          locustfleet.triton.joyent_machine: {name: x, image: debian-12, package: g1-small, metadata: {a: {b: 1}}}
+    """, expect_rc=2)
+    assert run.result("bad")["msg"] == "metadata a must be a string, number or boolean, got dict"
+    assert machines(tritonsim) == []

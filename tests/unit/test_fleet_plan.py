@@ -1,15 +1,18 @@
-"""module_utils/_fleet.py: plan_fleet, the pure function that decides what a count-based fleet needs."""
+"""module_utils/_fleet.py: plan_fleet and plan_metadata, the pure functions that decide what a count-based fleet
+(or one machine) needs."""
 
 import pytest
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._fleet import (
-    NameAllocator, default_name_prefix, is_duplicate_name, name_number, plan_fleet)
+    NameAllocator, default_name_prefix, is_duplicate_name, metadata_diff, metadata_text, name_number, plan_fleet,
+    plan_metadata)
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import CloudAPIError
 
 
-def machine(number, state="running", tags=None, prefix="demo-", firewall=False):
+def machine(number, state="running", tags=None, prefix="demo-", firewall=False, metadata=None):
     return {"id": "id-%s" % number, "name": "%s%s" % (prefix, number), "state": state,
-            "tags": dict({"cluster": "demo"}, **(tags or {})), "firewall_enabled": firewall}
+            "tags": dict({"cluster": "demo"}, **(tags or {})), "firewall_enabled": firewall,
+            "metadata": dict({"root_authorized_keys": "ssh-rsa AAAA"}, **(metadata or {}))}
 
 
 def names(machines):
@@ -79,6 +82,62 @@ def test_firewall_is_planned_only_where_it_differs():
     members = [machine(1, firewall=True), machine(2), machine(3)]
     assert names(plan_fleet(members, 3, "present", "demo-", firewall_enabled=True).refirewall) == ["demo-2", "demo-3"]
     assert plan_fleet(members, 3, "present", "demo-").refirewall == []
+
+
+def test_kept_machines_on_their_way_are_unsettled_not_changed():
+    members = [machine(1, "provisioning"), machine(2, "stopping"), machine(3), machine(4, "stopped")]
+    present = plan_fleet(members, 4, "present", "demo-")
+    assert [(m["name"], target) for m, target in present.unsettled] == [("demo-1", "running"), ("demo-2", "stopped")]
+    assert not present.changed
+    running = plan_fleet(members, 4, "running", "demo-")
+    assert [(m["name"], target) for m, target in running.unsettled] == [("demo-1", "running")]
+    assert names(running.start) == ["demo-2", "demo-4"]  # stopping ones are started, and waited for as such
+    for state in ("stopped", "restarted"):  # these wait for every machine anyway
+        assert plan_fleet(members, 4, state, "demo-").unsettled == []
+    assert plan_fleet([machine(1), machine(2, "stopped")], 2, "present", "demo-").unsettled == []
+    assert plan_fleet(members, 1, "present", "demo-").unsettled == []  # the ones on their way are the surplus
+
+
+def test_metadata_goes_only_where_a_given_key_differs_as_a_string():
+    members = [machine(1, metadata={"master": "10.0.0.5", "slots": "8", "debug": "true"}),
+               machine(2, metadata={"master": "10.0.0.4", "slots": 8, "other": "x"}),
+               machine(3, "stopped"),
+               machine(4, metadata={"master": "10.0.0.5", "slots": 8.5, "debug": True})]
+    plan = plan_metadata(members, {"master": "10.0.0.5", "slots": 8, "debug": True})
+    assert [(m["name"], keys) for m, keys in plan.update] == [
+        ("demo-2", {"debug": "true", "master": "10.0.0.5"}),
+        ("demo-3", {"debug": "true", "master": "10.0.0.5", "slots": "8"}),
+        ("demo-4", {"slots": "8"})]
+    assert plan.waiting == []
+    assert plan_metadata(members[:1], {"master": "10.0.0.5", "slots": "8", "debug": "true"}).update == []
+    assert plan_metadata(members, {}).update == [] and plan_metadata(members, None).update == []
+
+
+def test_metadata_never_pushes_create_only_keys():
+    members = [machine(1, metadata={"user-script": "old"})]
+    wanted = {"user-script": "new", "user-data": "x", "cloud-init:user-data": "#cloud-config", "credentials": "{}",
+              "root_authorized_keys": "ssh-ed25519 BBBB", "administrator_pw": "secret", "root_pw": "secret"}
+    assert plan_metadata(members, wanted).update == []
+    assert [keys for m, keys in plan_metadata(members, dict(wanted, role="w")).update] == [{"role": "w"}]
+
+
+def test_metadata_waits_for_machines_neither_running_nor_stopped():
+    members = [machine(1, "provisioning"), machine(2, "stopping"), machine(3),
+               machine(4, "provisioning", metadata={"k": "v"})]
+    plan = plan_metadata(members, {"k": "v"})
+    assert [m["name"] for m, keys in plan.update] == ["demo-3"]
+    assert [m["name"] for m, keys in plan.waiting] == ["demo-1", "demo-2"]
+    assert [m["name"] for m, keys in plan.changes()] == ["demo-3"]
+    assert [m["name"] for m, keys in plan.changes(include_waiting=True)] == ["demo-3", "demo-1", "demo-2"]
+
+
+def test_metadata_text_and_diff():
+    assert [metadata_text(v) for v in ("a", "", 8, 8.5, True, False)] == ["a", "", "8", "8.5", "true", "false"]
+    changes = plan_metadata([machine(1, metadata={"master": "old", "keep": "me"}), machine(2)],
+                            {"master": "new"}).update
+    before, after = metadata_diff(changes)
+    assert before == {"demo-1": {"master": "old"}, "demo-2": {}}
+    assert after == {"demo-1": {"master": "new"}, "demo-2": {"master": "new"}}
 
 
 def test_names_and_prefixes():
