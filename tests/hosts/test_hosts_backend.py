@@ -77,8 +77,11 @@ def test_backend_interface_end_to_end(tmp_path_factory, hosts_available, base_im
         t = time.monotonic()
         be.create(m1, {"id": "seed-image", "name": "debian-12"}, {"role": "x"}, [pub])
         assert time.monotonic() - t < 1, "commands must return at once"
+        # while it provisions (the manager may not know it yet): written by the time it runs
+        be.update_metadata(m1, {"role": "x", "early": "yes"})
         nics, node = events.wait("provisioned", M1)[2:]
         ip = nics[0]["ip"]
+        assert ssh.out(ip, "mdata-get early") == "yes"
         assert nics[0]["primary"] and nics[0]["network"] == NET["id"]
         assert ssh.out(ip, "hostname") == "be-one"
         assert ssh.out(ip, "mdata-get sdc:owner_uuid") == OWNER

@@ -1,5 +1,6 @@
 """Parts of tritonsim.nspawn that need no container: subnet choice, mdata-get, mirror
-parsing, image snapshot atomicity and identity reset, prerequisite errors, CLI."""
+parsing, image snapshot atomicity and identity reset, prerequisite errors, CLI, and the
+backend's metadata updates over a stand-in host manager."""
 
 import ipaddress
 import json
@@ -7,12 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import types
 
 import pytest
 
 import tritonsim.nspawn
+import tritonsim.nspawn.backend
 from tritonsim.nspawn import HostError, PrerequisiteError, check_prerequisites
 from tritonsim.nspawn import image, network
+from tritonsim.nspawn.errors import MachineNotFound
 from tritonsim.nspawn.manager import hostname_for
 
 GUEST = os.path.join(os.path.dirname(tritonsim.nspawn.__file__), "guest")
@@ -245,3 +251,104 @@ def test_cli_cleanup_without_state_is_a_no_op(tmp_path):
     r = _cli("cleanup", "--state", str(tmp_path / "none"))
     assert r.returncode == 0 and "nothing to clean up" in r.stdout
     assert not (tmp_path / "none").exists()
+
+
+# ------------------------------------------------------------------ backend: metadata updates never lost
+
+class StandInHostManager:
+    """HostManager's calls that NspawnBackend makes for create and update_metadata, in memory. A machine is
+    known once create() got past its slow part (image, network), which waits for ``prepared``;
+    ``metadata`` holds what its metadata.json would hold; ``hold_first_update`` makes the first update
+    wait for ``go_on`` once it has taken the machine's metadata."""
+
+    def __init__(self, state_dir, **options):
+        self.machines = {}
+        self.prepared = threading.Event()
+        self.update_tried = threading.Event()
+        self.hold_first_update = False
+        self.holding = threading.Event()
+        self.go_on = threading.Event()
+        self.updates = 0
+
+    def delete(self, machine_id):
+        raise MachineNotFound("no machine %s" % machine_id)
+
+    def create(self, machine_id, alias, image_dir, metadata=None, authorized_keys=None, **options):
+        assert self.prepared.wait(10)
+        self.machines[machine_id] = dict(metadata or {})   # the boot writes metadata.json
+        return types.SimpleNamespace(ip="10.213.0.2", mac="02:00:00:00:00:02", gateway="10.213.0.1",
+                                     netmask="255.255.255.0", state="running")
+
+    def update_metadata(self, machine_id, metadata=None, sdc=None):
+        self.update_tried.set()
+        if machine_id not in self.machines:
+            raise MachineNotFound("no machine %s" % machine_id)
+        self.updates += 1
+        if self.hold_first_update and self.updates == 1:
+            self.holding.set()
+            assert self.go_on.wait(10)
+        self.machines[machine_id] = dict(metadata)
+
+
+class Reports:
+    def __init__(self):
+        self.provisioned = threading.Event()
+
+    def machine_provisioned(self, machine_id, nics, compute_node):
+        self.provisioned.set()
+
+    def machine_provision_failed(self, machine_id, reason):
+        raise AssertionError(reason)
+
+
+MID = "c0c0c0c0-1111-4222-8333-444444444444"
+MACHINE = {"id": MID, "name": "meta-1", "owner": "", "package": "g1-small", "brand": "lx", "requested_networks": []}
+
+
+@pytest.fixture
+def standin_backend(tmp_path, monkeypatch):
+    monkeypatch.setattr(tritonsim.nspawn.backend, "check_prerequisites", lambda: None)
+    monkeypatch.setattr(tritonsim.nspawn.backend, "HostManager", StandInHostManager)
+    monkeypatch.setattr(tritonsim.nspawn.backend, "build_base_image", lambda cache=None: str(tmp_path / "base"))
+    backend = tritonsim.nspawn.backend.NspawnBackend(str(tmp_path))
+    backend.events = Reports()
+    yield backend
+    backend.hm.prepared.set()
+    backend.hm.go_on.set()
+    backend._pool.shutdown(wait=True)
+    backend._fw_pool.shutdown(wait=True)
+
+
+def test_a_metadata_update_before_the_manager_knows_the_machine_is_written_after_its_boot(standin_backend):
+    """AddMachineMetadata while the machine is still being provisioned, before the host manager registered it
+    (MachineNotFound): the update used to be dropped, and the guest kept the metadata of CreateMachine."""
+    backend, hm = standin_backend, standin_backend.hm
+    backend.create(dict(MACHINE), {"id": "seed-image"}, {"role": "worker", "master": "unknown"}, ["ssh-ed25519 K"])
+    backend.update_metadata(dict(MACHINE), {"role": "worker", "master": "10.213.0.9"})
+    assert hm.update_tried.wait(10)   # it reached the manager, which did not know the machine yet
+    hm.prepared.set()
+    assert backend.events.provisioned.wait(10)
+    assert hm.machines[MID] == {"role": "worker", "master": "10.213.0.9"}
+
+
+def test_an_older_metadata_update_never_undoes_a_newer_one(standin_backend):
+    backend, hm = standin_backend, standin_backend.hm
+    hm.prepared.set()
+    backend.create(dict(MACHINE), {"id": "seed-image"}, {"v": "0"}, ["ssh-ed25519 K"])
+    assert backend.events.provisioned.wait(10)
+    hm.hold_first_update = True
+    backend.update_metadata(dict(MACHINE), {"v": "1"})
+    assert hm.holding.wait(10)        # the first update is being written, slowly
+    backend.update_metadata(dict(MACHINE), {"v": "2"})
+    time.sleep(0.3)                   # room for the second one to overtake (the old code let it)
+    hm.go_on.set()
+    backend._pool.shutdown(wait=True)
+    assert hm.machines[MID] == {"v": "2"}
+
+
+def test_create_without_updates_writes_metadata_once(standin_backend):
+    backend, hm = standin_backend, standin_backend.hm
+    hm.prepared.set()
+    backend.create(dict(MACHINE), {"id": "seed-image"}, {"v": "0"}, ["ssh-ed25519 K"])
+    assert backend.events.provisioned.wait(10)
+    assert hm.machines[MID] == {"v": "0"} and hm.updates == 0   # the boot wrote it, nothing after

@@ -13,6 +13,13 @@ Wiring (tritonsim/backends/__init__.py)::
 
 Images: public (seeded) images all boot the cached debian-12 template; images made
 by snapshot() live in DATA_DIR/nspawn/images/IMAGE_ID and boot from there.
+
+Metadata: the backend keeps each machine's newest customer metadata (from create() and
+every update_metadata(), which tritonsim calls in order) and every write reads that
+newest one, one write per machine at a time. So an update is never lost: one that
+arrives before the host manager knows the machine (still queued or being prepared) is
+written by the provisioning right after the boot, and one that overtakes an older one in
+the thread pool is not undone by it.
 """
 
 import concurrent.futures
@@ -58,6 +65,9 @@ class NspawnBackend(MachineBackend):
                                                               thread_name_prefix="nspawn-fw")
         self._base = None
         self._base_lock = threading.Lock()
+        self._metadata = {}                  # machine id -> newest customer metadata
+        self._metadata_locks = {}            # machine id -> Lock: one metadata write at a time
+        self._metadata_guard = threading.Lock()   # guards both dicts
         self.hm = HostManager(os.path.join(self.root, "hosts"), on_state=self._on_state,
                               subnet=subnet, allow_host_ports=allow_host_ports,
                               boot_timeout=boot_timeout, stop_timeout=stop_timeout)
@@ -121,11 +131,36 @@ class NspawnBackend(MachineBackend):
         for mid in ids:
             self.events.machine_state(mid, "stopped")
 
+    def _newest_metadata(self, machine_id, metadata=None):
+        """Record ``metadata`` as the machine's newest (when given); return the newest (None: unknown)."""
+        with self._metadata_guard:
+            if metadata is not None:
+                self._metadata[machine_id] = dict(metadata)
+            newest = self._metadata.get(machine_id)
+            return dict(newest) if newest is not None else None
+
+    def _metadata_lock(self, machine_id):
+        with self._metadata_guard:
+            return self._metadata_locks.setdefault(machine_id, threading.Lock())
+
+    def _write_newest_metadata(self, mid, unless=None):
+        """Write the machine's newest metadata into it (unless it equals ``unless``, what it booted with).
+        The newest is read under the machine's metadata lock, so writes never go back to an older one.
+        Raises MachineNotFound when the host manager does not know the machine yet."""
+        with self._metadata_lock(mid):
+            newest = self._newest_metadata(mid)
+            if newest is not None and newest != unless:
+                self.hm.update_metadata(mid, newest)
+
     def create(self, machine, image, metadata, keys):
+        self._newest_metadata(machine["id"], metadata)
         self._submit(self._create, machine, image, metadata, keys)
 
     def _create(self, machine, image, metadata, keys):
         mid = machine["id"]
+        newest = self._newest_metadata(mid)
+        if newest is not None:
+            metadata = newest
         try:
             try:  # resumed provisioning after a restart: start over
                 self.hm.delete(mid)
@@ -142,6 +177,10 @@ class NspawnBackend(MachineBackend):
             log.error("provisioning %s failed: %s", mid, e)
             self.events.machine_provision_failed(mid, str(e))
             return
+        try:  # an update that came while the manager did not know the machine yet
+            self._write_newest_metadata(mid, unless=metadata)
+        except Exception as e:
+            log.error("metadata of %s not updated after provisioning: %s", mid, e)
         self.events.machine_provisioned(mid, self._nics(machine, info), self.compute_node)
 
     def _action(self, machine, action):
@@ -169,6 +208,9 @@ class NspawnBackend(MachineBackend):
         self._submit(self._action, machine, "reboot")
 
     def delete(self, machine):
+        with self._metadata_guard:
+            self._metadata.pop(machine["id"], None)
+            self._metadata_locks.pop(machine["id"], None)
         self._submit(self._delete, machine["id"])
 
     def _delete(self, mid):
@@ -178,13 +220,14 @@ class NspawnBackend(MachineBackend):
             pass
 
     def update_metadata(self, machine, metadata):
-        self._submit(self._update_metadata, machine["id"], metadata)
+        self._newest_metadata(machine["id"], metadata)
+        self._submit(self._update_metadata, machine["id"])
 
-    def _update_metadata(self, mid, metadata):
+    def _update_metadata(self, mid):
         try:
-            self.hm.update_metadata(mid, metadata)
+            self._write_newest_metadata(mid)
         except MachineNotFound:
-            pass
+            pass  # not known to the manager yet: _create writes the newest once it booted
 
     def set_firewall(self, machine_id, policy):
         self.hm.set_firewall(machine_id, policy)   # the next boot uses it
