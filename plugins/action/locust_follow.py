@@ -55,7 +55,9 @@ class ActionModule(ActionBase):
                 return dict(result, failed=True, ansible_job_id=args["jid"],
                             msg="locust_follow: job %s still running after %d s (timeout); its async limit ends it"
                                 % (args["jid"], args["timeout"]))
-            time.sleep(max(0.0, min(tick + args["interval"], deadline) - time.monotonic()))
+            # Once Locust has stopped, the job only writes its reports: look again soon, not a whole interval later.
+            pause = 1.0 if (record or {}).get("state") == "stopped" else args["interval"]
+            time.sleep(max(0.0, min(tick + pause, deadline) - time.monotonic()))
         record = self._read_progress(args, task_vars) or record  # the record written as the job ended
         self._execute_module("ansible.legacy.async_status", task_vars=task_vars,
                              module_args={"jid": args["jid"], "mode": "cleanup", "_async_dir": self._async_dir})

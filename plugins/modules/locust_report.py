@@ -27,6 +27,8 @@ description:
     of O(report_dir) must be a stamp like V(20261204T081500Z) for a previous run to be found.
   - Every file of the run directory is treated as untrusted data (the locustfile runs as the user who wrote
     them). Malformed optional files are ignored with a warning; a malformed C(report.json) fails the task.
+  - At most 64 MiB of any file is read. C(locust_stats_history.csv) grows by about 160 bytes per request name and
+    second, so the chart of a run longer than about 5 hours with 20 request names is left out, with a warning.
   - Breached thresholds do not fail the task; RV(passed) and RV(breaches) say so, for the playbook to act on.
   - Runs on the control node (delegate the task to C(localhost)). It makes no CloudAPI call.
 author:
