@@ -117,7 +117,7 @@ def play(workdir, name, tasks, verbose=False):
             lines.append((time.time(), line.rstrip("\n")))
     wall, cpu = time.monotonic() - started, cpu_children() - cpu
     if proc.returncode:
-        raise SystemExit("%s failed:\n%s" % (name, "\n".join(text for _, text in lines[-40:])))
+        raise SystemExit("%s failed:\n%s" % (name, "\n".join(text for dummy, text in lines[-40:])))
     return wall, cpu, lines
 
 
@@ -198,7 +198,7 @@ def bench_report(workdir, seconds, names, repeat):
     task = "- name: Report\n  locustfleet.triton.locust_report: {report_dir: %s, cluster: bench, thresholds: %s}\n" % (
         current, json.dumps(thresholds))
     times = {"debug": [], "report": [], "module": []}
-    for _ in range(repeat):
+    for dummy in range(repeat):
         times["debug"].append(play(workdir, "debug", "- name: Baseline\n  ansible.builtin.debug: {msg: hello}\n")[:2])
         for name in OUTPUTS:
             (current / name).unlink(missing_ok=True)
@@ -207,7 +207,7 @@ def bench_report(workdir, seconds, names, repeat):
             (current / name).unlink()
         *measured, result = run_module(current, thresholds)
         times["module"].append(measured)
-    base, report, alone = ((statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)) for runs in times.values())
+    base, report, alone = ((statistics.median(w for w, dummy in runs), statistics.median(c for dummy, c in runs)) for runs in times.values())
     print("report: ansible.builtin.debug %.2f s (CPU %.2f s), locust_report %.2f s (CPU %.2f s): %+.2f s, x%.2f; the module"
           " alone %.2f s (CPU %.2f s); median of %d" % (*base, *report, report[0] - base[0], report[0] / base[0], *alone, repeat))
     print("  wrote: " + ", ".join("%s %.1f KB" % (name, (current / name).stat().st_size / 1e3) for name in OUTPUTS))
@@ -226,7 +226,7 @@ def locust_run(workdir, target, with_plugin, seconds):
                               "--json-file", str(tmp / "report"), "-H", target, "--exit-code-on-error", "0", env=env)
         guard = threading.Timer(seconds + 120, master.kill)
         guard.start()
-        _, status, usage = os.wait4(master.pid, 0)  # the master's own rusage
+        dummy, status, usage = os.wait4(master.pid, 0)  # the master's own rusage
         guard.cancel()
         master.returncode = os.waitstatus_to_exitcode(status)
         if master.returncode:
@@ -241,7 +241,7 @@ def locust_run(workdir, target, with_plugin, seconds):
 def bench_locust(workdir, seconds, rounds):
     runs = {False: [], True: []}
     with http_target() as target:
-        for _ in range(rounds):
+        for dummy in range(rounds):
             for with_plugin in runs:
                 runs[with_plugin].append(locust_run(workdir, target, with_plugin, seconds))
     for with_plugin, results in runs.items():
