@@ -3,14 +3,14 @@ tarball from this checkout, installed with ansible-galaxy into a user's director
 repository, and run by FQCN from there (cwd and PWD = that directory, no ansible.cfg, the user's
 collections dir, the user's own inventory file), against tritonsim --backend nspawn:
 
-    build_template -> spawn from the image, behind the fleet's Cloud Firewall, with the watcher's
+    build_template -> spawn master and workers from the image, behind the fleet's Cloud Firewall, with the watcher's
     own sub-user -> what the firewall and that sub-user's key let through -> again (no change) ->
     graph -> load tests (progress while they run, thresholds, saturation, comparison) -> shrink -> idle stop of the workers and the master, by the sub-user ->
     scheduled teardown, run as cron runs it -> nothing left (machines, rules, sub-user).
 
-The workers come from the template image on purpose: that path (build_template.yml, then
-spawn_slaves.yml -e worker_image=...) is only tested here, and it is the faster one, since no
-role runs on a worker; the roles on base-image workers are run by tests/roles and scripts/main.
+The fleet comes from the template image on purpose: that path (build_template.yml, then
+spawn_slaves.yml -e fleet_template=...) is only tested here, and it is the faster one, since no
+role runs on any machine; the roles on base-image machines are run by tests/roles and scripts/main.
 """
 
 import csv
@@ -273,12 +273,12 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     collection = installed_copy(user)
     repo_reports = sorted((REPO / "reports" / CLUSTER).glob("*")) if (REPO / "reports" / CLUSTER).is_dir() else []
 
-    # A worker image: template machine -> roles -> stopped -> image <cluster>-worker@<UTC time> -> deleted.
+    # The fleet's image: template machine -> roles -> stopped -> image <cluster>-fleet@<UTC time> -> deleted.
     output, recap = run(cloud, "build_template")
-    (image,) = images(sim, CLUSTER + "-worker")
+    (image,) = images(sim, CLUSTER + "-fleet")
     assert image["state"] == "active" and re.fullmatch(r"\d{8}T\d{6}Z", image["version"]), image
-    assert image["tags"] == {"locustfleet.cluster": CLUSTER, "locustfleet.role": "worker-template"}
-    assert "Image %s-worker@%s (%s)" % (CLUSTER, image["version"], image["id"]) in output
+    assert image["tags"] == {"locustfleet.cluster": CLUSTER, "locustfleet.role": "fleet-template"}
+    assert "Image %s-fleet@%s (%s)" % (CLUSTER, image["version"], image["id"]) in output
     assert fleet(sim) == {}  # the template machine is gone
     assert recap["localhost"]["failed"] == 0
     # The image has the watcher but not its CloudAPI key: every clone would carry it.
@@ -286,18 +286,18 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     assert (image_root / "etc/locustfleet-idle-watcher/config.json").is_file()
     assert not (image_root / "etc/locustfleet-idle-watcher/cloudapi.key").exists()
 
-    # The fleet, workers from that image: no role runs on them, they find the master by metadata;
-    # the changes on each are this fleet's watcher settings (its sub-user) and the watcher's key.
-    # Meanwhile a machine outside the fleet boots.
+    # The fleet from that image: no role runs on any machine, each takes its role (and a worker its
+    # master) from metadata; the changes on each are this fleet's watcher settings (its sub-user), the
+    # watcher's key and the record of what was applied (its directory, the file). Meanwhile a machine outside the fleet boots.
     outside_ready = {}
     booting = threading.Thread(target=lambda: outside_ready.update(machine=outsider(sim)), daemon=True)
     booting.start()
-    output, recap = run(cloud, "spawn_slaves", "count=3", "worker_image=%s-worker" % CLUSTER)
+    output, recap = run(cloud, "spawn_slaves", "count=3", "fleet_template=%s-fleet" % CLUSTER)
     machines = fleet(sim)
     workers = workers_of(sim)
     assert workers == ["e2e-worker-1", "e2e-worker-2", "e2e-worker-3"] and "e2e-master" in machines
-    assert {machines[name]["image"] for name in workers} == {image["id"]}
-    assert all(recap[name]["changed"] == 2 for name in workers), recap
+    assert {machines[name]["image"] for name in workers + ["e2e-master"]} == {image["id"]}
+    assert all(recap[name]["changed"] == 4 for name in workers + ["e2e-master"]), recap
     summary = re.search(r"with (\d+) worker processes on (\d+) worker machines", output)
     assert summary and summary.group(2) == "3"
     processes = int(summary.group(1))
@@ -307,7 +307,7 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     check_firewall_and_watcher_key(sim, user, outside_ready["machine"], target)
     sim_client(sim).delete("/%s/machines/%s" % (sim.account, outside_ready["machine"]["id"]))
 
-    output, recap = run(cloud, "spawn_slaves", "count=3", "worker_image=%s-worker" % CLUSTER)
+    output, recap = run(cloud, "spawn_slaves", "count=3", "fleet_template=%s-fleet" % CLUSTER)
     assert all(counts["changed"] == 0 for counts in recap.values()), recap
 
     # The user's own inventory file: the shipped example, copied from the installed collection.
@@ -381,7 +381,7 @@ def test_template_spawn_test_shrink_idle_and_scheduled_teardown(cloud, tmp_path)
     page = (second / "comparison.html").read_text()
     assert first.name in page and second.name in page and "<svg" in page
 
-    output, recap = run(cloud, "spawn_slaves", "count=2", "worker_image=%s-worker" % CLUSTER)
+    output, recap = run(cloud, "spawn_slaves", "count=2", "fleet_template=%s-fleet" % CLUSTER)
     assert workers_of(sim) == workers[:2]
 
     # No test runs any more: each machine's watcher (the workers' from the image, the master's from
