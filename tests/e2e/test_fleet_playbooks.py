@@ -17,8 +17,6 @@ import csv
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -32,15 +30,15 @@ for folder in ("hosts", "roles"):
     if str(TESTS / folder) not in sys.path:
         sys.path.insert(0, str(TESTS / folder))
 
-from hostutil import assert_host_clean, host_snapshot, require_real_hosts, wait_until  # noqa: E402
-from rolesutil import FILES, TargetServer  # noqa: E402
+from hostutil import wait_until  # noqa: E402
+from rolesutil import TargetServer  # noqa: E402
 from support.control import REPO, live_machines, sim_client  # noqa: E402
 from ansible_collections.locustfleet.triton.plugins.module_utils._client import (  # noqa: E402
     CloudAPIClient, CloudAPIError)
 from ansible_collections.locustfleet.triton.plugins.module_utils._config import CloudAPIConfig  # noqa: E402
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import load_private_key  # noqa: E402
-from support.installed import (ansible, ansible_streamed, build_tarball, cron_command, cron_line,  # noqa: E402
-                               install_tarball, installed_copy, run_as_cron, user_env)
+from support.installed import ansible, cron_command, cron_line, installed_copy, run_as_cron, user_env  # noqa: E402
+from support.realfleet import nspawn_cloud, run_playbook, ssh  # noqa: E402
 
 CLUSTER = "e2e"
 # A machine is stopped by its watcher once it is up IDLE_GRACE s and idle IDLE_TIMEOUT s. Nothing
@@ -54,26 +52,17 @@ TIMINGS = []
 
 @pytest.fixture(scope="module")
 def cloud(tritonsim_module_factory, tmp_path_factory):
-    require_real_hosts("the end-to-end test on real hosts")
-    from tritonsim.nspawn import build_base_image  # pylint: disable=import-outside-toplevel
-    build_base_image()
-    before = host_snapshot()
-    # The user's directory first: a collection that does not build or install fails before any host boots.
-    user = install_tarball(build_tarball(tmp_path_factory.mktemp("build")), tmp_path_factory.mktemp("user"))
-    shutil.copy(FILES / "fleetcheck.py", user / "fleetcheck.py")  # the user's own locustfile
-    sim = tritonsim_module_factory(extra_args=["--backend", "nspawn"], throttle="10:30")
-    info = sim.info()  # /__sim/info, with the admin token (tritonsim.testing)
-    target = TargetServer(info["guest_url"].split("//")[1].split(":")[0], profile=True)
-    thread = threading.Thread(target=target.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
-    yield sim, info["guest_url"], target, user
-    target.shutdown()
-    target.server_close()
-    client = sim_client(sim)
-    for machine in live_machines(sim):
-        client.delete("/%s/machines/%s" % (sim.account, machine["id"]))
-    assert sim.stop(timeout=180) == 0
-    assert_host_clean(before, host_snapshot(), mine=[str(sim.data_dir)])
+    # The sim, the user's directory (installed collection, the user's locustfile fleetcheck.py); at
+    # the end, no machine left, the sim stopped and the host as it was (support.realfleet).
+    with nspawn_cloud(tritonsim_module_factory, tmp_path_factory, "the end-to-end test on real hosts",
+                      throttle="10:30") as (sim, user):
+        info = sim.info()  # /__sim/info, with the admin token (tritonsim.testing)
+        target = TargetServer(info["guest_url"].split("//")[1].split(":")[0], profile=True)
+        thread = threading.Thread(target=target.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        thread.start()
+        yield sim, info["guest_url"], target, user
+        target.shutdown()
+        target.server_close()
     print("\n[e2e] timings: " + ", ".join("%s %.0fs" % item for item in TIMINGS))
 
 
@@ -100,23 +89,8 @@ def run_timed(cloud_, playbook, *extra, expect_rc=0):
         "locust_idle_watcher_url": guest_url, "locust_idle_watcher_account": sim.account,
         "watcher_subuser": True,
     }
-    args = ["locustfleet.triton." + playbook, "-e", json.dumps(extra_vars)]
-    for item in extra:
-        args += ["-e", item]
-    started = time.monotonic()
-    returncode, lines = ansible_streamed("ansible-playbook", sim, user, *args, env=shell_env(sim, user), timeout=1500)
-    took = time.monotonic() - started
-    output = "\n".join(line for dummy, line in lines)
-    (user / ("%s-%d.log" % (playbook, int(started)))).write_text(output)
-    label = " ".join([playbook] + [item for item in extra if not item.startswith("teardown_private_key_path=")])
-    TIMINGS.append((label[:80], took))
-    print("\n[e2e] %s: %.0fs" % (label, took))
-    assert returncode == expect_rc, output[-8000:]
-    # What the repository's ansible.cfg used to hide comes from the playbooks now.
-    assert "discovered Python interpreter" not in output, output[-4000:]
-    recap = {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
-             for host, rest in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
-    return output, recap, lines
+    return run_playbook(sim, user, playbook, extra_vars, *extra, env=shell_env(sim, user), expect_rc=expect_rc,
+                        timings=TIMINGS, tag="e2e")
 
 
 def fleet(sim):
@@ -125,13 +99,6 @@ def fleet(sim):
 
 def images(sim, name):
     return sim_client(sim).get("/%s/images" % sim.account, {"name": name, "state": "all"}, expect=list)
-
-
-def ssh(sim, address, command):
-    """Run ``command`` on a machine as root, from this host (the control node)."""
-    return subprocess.run(["ssh", "-i", str(sim.key_path), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
-                           "root@" + address, command], capture_output=True, text=True, timeout=60, check=False)
 
 
 def reaches(sim, source, address, port):
