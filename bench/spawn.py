@@ -139,8 +139,8 @@ class MasterWatch(threading.Thread):
 
 
 class Bench:
-    def __init__(self, sim, user, work):
-        self.sim, self.user, self.work, self.commands = sim, user, work, 0
+    def __init__(self, sim, user, work, log_dir=None):
+        self.sim, self.user, self.work, self.commands, self.log_dir = sim, user, work, 0, log_dir
         self.env = user_env(sim, user, ANSIBLE_PRIVATE_KEY_FILE=str(sim.key_path))
         self.fleet_vars = {"cluster": CLUSTER, "locust_idle_watcher_url": sim.info()["guest_url"],
                            "locust_idle_watcher_account": sim.account, "watcher_subuser": True,
@@ -156,6 +156,9 @@ class Bench:
         started = time.monotonic()
         returncode, lines = ansible_streamed(args[0], self.sim, self.user, *args[1:], env=env, timeout=3600)
         run = Run(started, time.monotonic() - started, lines, by_route(self.sim.stats()))
+        if self.log_dir:
+            name = "%02d-%s.log" % (self.commands, re.sub(r"[^\w.=-]+", "_", label)[:80])
+            (self.log_dir / name).write_text("".join("%7.1f %s\n" % (when, text) for when, text in lines))
         for socket in control.glob("*"):  # its SSH connections end with it
             subprocess.run(["ssh", "-o", "ControlPath=%s" % socket, "-O", "exit", "fleet"], capture_output=True, check=False)
         if returncode != 0:
@@ -266,7 +269,10 @@ def main():
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 6, 12])
     parser.add_argument("--paths", nargs="+", choices=["roles", "template"], default=["roles", "template"])
     parser.add_argument("--pings", type=int, default=3, help="ping runs per fleet (their median is compared)")
+    parser.add_argument("--log-dir", type=Path, help="keep each command's output there, lines stamped with seconds")
     args = parser.parse_args()
+    if args.log_dir:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         raise SystemExit("bench/spawn.py boots systemd-nspawn hosts (tritonsim --backend nspawn): run it as root")
     from tritonsim.nspawn import build_base_image  # pylint: disable=import-outside-toplevel
@@ -282,7 +288,7 @@ def main():
         (work / "user").mkdir()
         user = install_tarball(build_tarball(work / "build"), work / "user")
         sim = start(extra_args=["--backend", "nspawn"], throttle="%d:%d" % (RATE, BURST))
-        bench = Bench(sim, user, work)
+        bench = Bench(sim, user, work, args.log_dir)
         for path in args.paths:
             if path == "template":
                 template_build = bench.playbook("build_template", bench.fleet_vars)
