@@ -92,6 +92,23 @@ def test_systemd_is_pid1_and_system_running(fleet, ssh):
             print(ssh.out(m.ip, "systemctl --failed --no-legend"))
 
 
+def test_root_user_manager_outlives_its_sessions(fleet, ssh):
+    """logind stops root's user manager 10 s after its last session by default. In a guest on a cgroup v1
+    host that stop can hang in final-sigkill for minutes (systemd hears of no emptied cgroup of a
+    delegated unit), and every login meanwhile waits for it: spawn_slaves re-runs waited 120 s in
+    wait_for_connection. The guests keep the manager (UserStopDelaySec=infinity), so no stop is left to
+    hang."""
+    b = fleet["b"]
+    invocation = "systemctl show user@0.service -p InvocationID --value"
+    before = ssh.out(b.ip, invocation)
+    time.sleep(12)
+    started = time.monotonic()
+    after = ssh.out(b.ip, invocation, timeout=40)
+    took = time.monotonic() - started
+    assert before and after == before, "root's user manager was stopped between two logins 12 s apart"
+    assert took < 10, "a login 12 s after the last session took %.1f s" % took
+
+
 def test_mdata_get_sdc_and_customer_keys(fleet, ssh):
     a = fleet["a"]
     assert ssh.out(a.ip, "mdata-get sdc:uuid") == A_ID

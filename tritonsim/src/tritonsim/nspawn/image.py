@@ -35,7 +35,7 @@ BASE_PACKAGES = [
     "procps", "less", "netbase",
 ]
 # Bump when the configure steps change in a way the guest files do not show.
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
 GUEST_BIN = {  # guest file -> path inside the image (*.py get a python3 shebang)
     "mdata_get.py": "/usr/sbin/mdata-get",
@@ -297,6 +297,18 @@ def configure_sshd(rootfs):
             os.symlink(unit, alias)
 
 
+def configure_logind(rootfs):
+    """Keep each user's manager (user@UID.service) once started. logind stops it 10 s after the user's
+    last session by default; in a guest on a cgroup v1 host that stop can hang in final-sigkill for
+    minutes (the guest's systemd hears of no emptied cgroup of a delegated unit), and every login of
+    that user waits for it meanwhile."""
+    d = os.path.join(rootfs, "etc/systemd/logind.conf.d")
+    os.makedirs(d, exist_ok=True)
+    fsutil.write_atomic(os.path.join(d, "tritonsim.conf"),
+                        "# tritonsim: never stop a user's manager after its last session (see tritonsim docs)\n"
+                        "[Login]\nUserStopDelaySec=infinity\n")
+
+
 def disable_units(rootfs, units=("apt-daily.timer", "apt-daily-upgrade.timer")):
     """Mask units that would fight the fleet's own apt runs for the dpkg lock."""
     for unit in units:
@@ -420,6 +432,7 @@ def configure_base_rootfs(rootfs):
     install_host_apt_config(rootfs)
     install_host_trust(rootfs)
     configure_sshd(rootfs)
+    configure_logind(rootfs)
     install_guest_tools(rootfs)
     disable_units(rootfs)
     reset_identity(rootfs)
