@@ -16,7 +16,10 @@ cluster each time:
      inventory of their IPs with the playbooks' fleet_ssh_args, pipelining and interpreter; same forks; median of
      --pings runs). Each command gets an empty SSH ControlPath dir: none reuses the connections of the one before;
   4. the CloudAPI calls of each run (tritonsim's /__sim/stats, reset before it); the teardown is timed apart.
-Also printed: the resident memory of each machine's processes once spawned (what this host can hold).
+Also printed: the resident memory of each machine's processes once spawned (what this host can hold), and for each
+command the share of this host's CPUs that was busy while it ran and the CPU seconds of the command itself (Ansible,
+its forks and their ssh): the machines, tritonsim and Ansible share these CPUs, where a real cloud gives every machine
+its own.
 
     .venv/bin/python bench/spawn.py                              # counts 1 6 12 on both paths
     .venv/bin/python bench/spawn.py --counts 1 --paths roles     # a smoke
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,9 +65,23 @@ while True:
 """
 
 
+def cpu_jiffies():
+    """(busy, total) jiffies of this host's CPUs since boot, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def children_cpu():
+    """CPU seconds of this process's waited-for children: ansible-* with its forks and their ssh."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Run:  # pylint: disable=too-few-public-methods
-    def __init__(self, started, took, lines, calls):
+    def __init__(self, started, took, lines, calls, busy=None, control_cpu=None):
         self.started, self.took, self.lines, self.calls = started, took, lines, calls
+        self.busy, self.control_cpu = busy, control_cpu  # share of the host's CPUs busy; the command's CPU seconds
         self.text = "\n".join(line for dummy, line in lines)
 
     def total(self):
@@ -153,9 +171,12 @@ class Bench:
         env = dict(self.env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(control))
         time.sleep(BURST / RATE)
         self.sim.reset_stats()
-        started = time.monotonic()
+        busy_before, cpu_before, started = cpu_jiffies(), children_cpu(), time.monotonic()
         returncode, lines = ansible_streamed(args[0], self.sim, self.user, *args[1:], env=env, timeout=3600)
-        run = Run(started, time.monotonic() - started, lines, by_route(self.sim.stats()))
+        busy_after, took = cpu_jiffies(), time.monotonic() - started
+        run = Run(started, took, lines, by_route(self.sim.stats()),
+                  busy=(busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
+                  control_cpu=children_cpu() - cpu_before)
         if self.log_dir:
             name = "%02d-%s.log" % (self.commands, re.sub(r"[^\w.=-]+", "_", label)[:80])
             (self.log_dir / name).write_text("".join("%7.1f %s\n" % (when, text) for when, text in lines))
@@ -164,6 +185,8 @@ class Bench:
         if returncode != 0:
             raise SystemExit("%s failed (rc %d); its last lines:\n%s" % (label, returncode, "\n".join(run.text.splitlines()[-60:])))
         print("  %-32s %7.1f s  %3d CloudAPI calls %s" % (label, run.took, run.total(), json.dumps(run.calls)), flush=True)
+        print("  %-32s host CPUs busy %.0f%% of it; the command (Ansible, its forks, ssh) used %.1f CPU-s of %.1f"
+              % ("", 100 * run.busy, run.control_cpu, run.took * os.cpu_count()), flush=True)
         return run
 
     def playbook(self, name, extra, forks=None, label=""):
@@ -218,7 +241,7 @@ def measure(bench, path, count, pings):
     teardown = bench.teardown()
     return {"path": path, "count": count, "spawn": spawn.took, "seen": seen, "processes": processes,
             "rerun": rerun.took, "rerun_changed": rerun.changed(), "ping": ping, "teardown": teardown.took,
-            "calls": (spawn.total(), rerun.total(), teardown.total())}
+            "calls": (spawn.total(), rerun.total(), teardown.total()), "busy": spawn.busy, "control_cpu": spawn.control_cpu}
 
 
 def seconds(value):
@@ -234,12 +257,13 @@ def report(rows, template_build, pings):
         print("\nbuild_template (once): %.1f s, %d CloudAPI calls %s"
               % (template_build.took, template_build.total(), json.dumps(template_build.calls)))
     print("\n| path | count | spawn | master sees all workers | worker processes | no-change re-run (changed) "
-          "| ping (median of %d) | re-run / ping | CloudAPI calls spawn / re-run / teardown | teardown |" % pings)
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| ping (median of %d) | re-run / ping | CloudAPI calls spawn / re-run / teardown | teardown "
+          "| host CPUs busy during spawn | spawn's Ansible CPU |" % pings)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print("| %s | %d | %.1f s | %s | %s | %.1f s (%d) | %.1f s | %.2fx | %d / %d / %d | %.1f s |"
+        print("| %s | %d | %.1f s | %s | %s | %.1f s (%d) | %.1f s | %.2fx | %d / %d / %d | %.1f s | %.0f%% | %.1f CPU-s |"
               % (row["path"], row["count"], row["spawn"], seconds(row["seen"]), row["processes"], row["rerun"], row["rerun_changed"],
-                 row["ping"], row["rerun"] / row["ping"], *row["calls"], row["teardown"]))
+                 row["ping"], row["rerun"] / row["ping"], *row["calls"], row["teardown"], 100 * row["busy"], row["control_cpu"]))
     found = {(row["path"], row["count"]): row for row in rows}
     print("\nTargets (issue 17):")
     if ("template", 1) in found and ("template", 6) in found:

@@ -132,7 +132,8 @@ def reboot(fleet, names):
         wait_until(lambda name=name: fleet.run(name, "test ! -e %s" % BOOT_MARK, check=False, timeout=30).returncode == 0,
                    timeout=180, interval=1, what="%s rebooted" % name)
         fleet.wait_state(name, "running")
-        assert wait_booted(fleet, name) == "running", fleet.out(name, "systemctl list-units --failed --no-pager")
+        assert wait_booted(fleet, name) == "running", fleet.out(
+            name, "systemctl list-units --failed --no-pager; journalctl -b --no-pager -u systemd-sysusers -u systemd-update-utmp | tail -20; ls -la /etc/.pwd.lock /etc/passwd* /etc/group* /etc/shadow* /etc/gshadow*")
 
 
 # -- the template machine
@@ -257,7 +258,8 @@ def test_machines_from_the_image_take_their_role_from_metadata(image_fleet):
     # the worker machine learns its master's address once the master exists (read at every start)
     set_metadata(fleet, "worker", locust_master_host=fleet.ip("master"))
     for name in ("master", "worker", "plain"):
-        assert wait_booted(fleet, name) == "running", fleet.out(name, "systemctl list-units --failed --no-pager")
+        assert wait_booted(fleet, name) == "running", fleet.out(
+            name, "systemctl list-units --failed --no-pager; journalctl -b --no-pager -u systemd-sysusers -u systemd-update-utmp | tail -20; ls -la /etc/.pwd.lock /etc/passwd* /etc/group* /etc/shadow* /etc/gshadow*")
     print("[fleet_image] 3 machines from the image booted in %.0fs" % (time.monotonic() - started))
 
     # master: the master's service, no workers (supervisor skipped, not failed)
@@ -284,6 +286,25 @@ def test_machines_from_the_image_take_their_role_from_metadata(image_fleet):
     # no activity inherited from the template machine
     for name in ("master", "worker", "plain"):
         assert fleet.out(name, "ls -A /var/log/locust | grep '^activity' || true") == "", name
+
+
+def test_a_waiting_worker_connects_soon_after_its_master_is_known(image_fleet):
+    """spawn_slaves asks for the workers before the master has an address and adds it to their metadata
+    later. A worker process without one used to sleep 10 s before supervisord started it again, so a
+    fleet waited up to 10 s more for its workers; it now looks every second."""
+    fleet = image_fleet
+    nproc = fleet.nproc("worker")
+    delete_metadata(fleet, "worker", "locust_master_host")
+    fleet.run("worker", "systemctl restart supervisor.service")
+    wait_until(lambda: fleet.connected_workers() == 0, timeout=60, interval=0.5, what="the workers gone from the master")
+    time.sleep(1)  # the worker processes are waiting for the address now
+    set_metadata(fleet, "worker", locust_master_host=fleet.ip("master"))
+    started = time.monotonic()
+    wait_until(lambda: fleet.connected_workers() == nproc, timeout=60, interval=0.25,
+               what="the worker machine's %d processes connected to the master" % nproc)
+    took = time.monotonic() - started
+    print("\n[fleet_image] workers connected %.1fs after their master's address arrived" % took)
+    assert took < 7, "the workers connected %.1f s after their master's address arrived" % took
 
 
 def test_a_reboot_takes_the_new_metadata(image_fleet):
