@@ -282,7 +282,7 @@ def latency_bench(work, interval, idle_timeout, busy, phase):
                               state_dir=str(work / "state-latency"), lib_dir=deploy_client(work / "latency"),
                               mdata_get=fake_mdata_get(work, machine),
                               cloudapi={"url": sim.url, "account": sim.account, "user": "watcher",
-                                        "key_id": watcher.fingerprint, "private_key_path": str(watcher.key_path)})
+                                        "key_id": watcher.fingerprint, "private_key": Path(watcher.key_path).read_text()})
         plugin = FakePlugin([logs / "activity_worker_00.log", logs / "activity_worker_01.log"], busy)
         sim.reset_stats()
         runs = []  # (start epoch, seconds, decision line)

@@ -126,14 +126,19 @@ class PrivateKey:
 
 
 def load_private_key(path, passphrase=None):
-    """Load an OpenSSH- or PEM-format private key. Errors name the file, never its content."""
-    _require_cryptography()
+    """Load an OpenSSH- or PEM-format private key file. Errors name the file, never its content."""
     path = os.path.expanduser(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
         raise KeyProblem("cannot read private key %s: %s" % (path, exc.strerror or exc))
+    return parse_private_key(data, path, passphrase)
+
+
+def parse_private_key(data, path, passphrase=None):
+    """An OpenSSH- or PEM-format private key from its bytes; ``path`` says where they came from in errors."""
+    _require_cryptography()
     secret = passphrase.encode("utf-8") if passphrase else None
     if b"-----BEGIN OPENSSH PRIVATE KEY-----" in data:
         loader = serialization.load_ssh_private_key

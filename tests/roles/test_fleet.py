@@ -16,7 +16,7 @@ import time
 
 from rolesutil import CLUSTER, IDLE_TIMEOUT, MACHINES, ODD_ARG, WATCH_INTERVAL, WORKERS, wait_until
 
-KEY = "/etc/locustfleet-idle-watcher/cloudapi.key"
+KEY = "/etc/locustfleet-idle-watcher/config.json"  # the watcher's settings hold its key
 STATE = "/var/lib/locustfleet-idle-watcher/state.json"
 # The time a stop takes to show: one watcher run may start just before the idle_timeout is
 # reached (one period), the next one acts; then CloudAPI and this test's 1 s polling.
@@ -175,7 +175,8 @@ def test_watcher_key_is_readable_by_root_only(fleet):
         assert "PRIVATE KEY" not in res.stdout
         assert fleet.out(name, "stat -c '%%a %%U %%G' %s /etc/locustfleet-idle-watcher" % KEY).splitlines() == \
             ["600 root root", "700 root root"]
-        assert "PRIVATE KEY-----" in fleet.out(name, "head -1 %s" % KEY)
+        assert "PRIVATE KEY-----" in json.loads(fleet.out(name, "cat %s" % KEY))["cloudapi"]["private_key"]
+        assert fleet.run(name, "test -e /etc/locustfleet-idle-watcher/cloudapi.key", check=False).returncode == 1
 
 
 def test_master_unit_hands_odd_values_to_locust_verbatim(fleet):

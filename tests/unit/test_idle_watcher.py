@@ -463,7 +463,8 @@ def watcher_config(tmp_path, sim, machine_id, **overrides):
     config = dict(W.DEFAULTS, lib_dir=str(deploy_client(tmp_path)), mdata_get=fake_mdata_get(tmp_path, machine_id),
                   cluster="c1", role="worker",
                   cloudapi={"url": sim.url, "account": sim.account, "user": "watcher",
-                            "key_id": watcher.fingerprint, "private_key_path": str(watcher.key_path)})
+                            # as the role writes it: lookup('file') drops the key's last newline
+                            "key_id": watcher.fingerprint, "private_key": Path(watcher.key_path).read_text().rstrip("\n")})
     config.update(overrides)
     return config
 
@@ -525,7 +526,7 @@ def test_an_odd_answer_is_a_failed_stop_not_an_accepted_one(tmp_path, answer, sa
                       state_dir=str(tmp_path / "state"), log_glob=str(tmp_path / "none-*.log"), idle_timeout=60,
                       idle_grace=0, cluster="c1", role="worker",
                       cloudapi={"url": cloud.url, "account": cloud.account, "key_id": cloud.fingerprint,
-                                "private_key_path": cloud.key_path})
+                                "private_key": Path(cloud.key_path).read_text()})
         decision, text, status = idle_run(config)
     finally:
         scripted.stop(cloud)
@@ -537,7 +538,7 @@ def test_an_odd_answer_is_a_failed_stop_not_an_accepted_one(tmp_path, answer, sa
 def test_cloudapi_problems_are_reported(tmp_path):
     config = dict(W.DEFAULTS, lib_dir=str(deploy_client(tmp_path)), mdata_get=fake_mdata_get(tmp_path, "x"),
                   cloudapi={"url": "http://127.0.0.1:9"})
-    with pytest.raises(RuntimeError, match="missing in the config: account, key_id, private_key_path"):
+    with pytest.raises(RuntimeError, match="missing in the config: account, key_id, private_key$"):
         W.act(config, "stop")
     config["mdata_get"] = str(tmp_path / "no-such-mdata-get")
     with pytest.raises(OSError):

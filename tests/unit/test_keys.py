@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.locustfleet.triton.plugins.module_utils._keys import (
     KeyId, KeyProblem, blob_from_public_line, find_private_key, load_private_key, md5_fingerprint,
-    sha256_fingerprint)
+    parse_private_key, sha256_fingerprint)
 from support.sshkeys import make_key
 
 
@@ -65,6 +65,18 @@ def test_unreadable_or_foreign_files_fail_with_one_line(tmp_path):
     junk.write_text("hello")
     with pytest.raises(KeyProblem, match="not a private key in OpenSSH or PEM format"):
         load_private_key(str(junk))
+
+
+def test_a_key_from_text_errors_name_its_origin_never_its_content(tmp_path):
+    """The idle watcher's key comes from its settings file as text, not from a key file of its own."""
+    pair = make_key(str(tmp_path), "ed25519")
+    with open(pair.private_path, "rb") as handle:
+        data = handle.read()
+    assert parse_private_key(data, "cloudapi.private_key of the config").fingerprint == pair.md5
+    broken = data[:120] + data[-40:]  # cut in the middle
+    with pytest.raises(KeyProblem) as error:
+        parse_private_key(broken, "cloudapi.private_key of the config")
+    assert "cloudapi.private_key of the config" in str(error.value) and "PRIVATE" not in str(error.value)
 
 
 def test_p384_keys_are_refused_because_cloudapi_cannot_verify_them(tmp_path):

@@ -309,15 +309,16 @@ def cloudapi_client(config):
     # pylint: disable=import-error,import-outside-toplevel
     from locustfleet_cloudapi._client import CloudAPIClient
     from locustfleet_cloudapi._config import CloudAPIConfig
-    from locustfleet_cloudapi._keys import load_private_key
+    from locustfleet_cloudapi._keys import parse_private_key
 
     api = config["cloudapi"]
-    missing = [k for k in ("url", "account", "key_id", "private_key_path") if not api.get(k)]
+    missing = [k for k in ("url", "account", "key_id", "private_key") if not api.get(k)]
     if missing:
         raise RuntimeError("CloudAPI settings missing in the config: %s" % ", ".join(missing))
     cfg = CloudAPIConfig(api["url"], api["account"], api["key_id"], user=api.get("user") or None,
-                         insecure=bool(api.get("insecure")), private_key_path=api["private_key_path"])
-    return CloudAPIClient(cfg, key=load_private_key(api["private_key_path"]), retry_budget=60.0)
+                         insecure=bool(api.get("insecure")))
+    key = parse_private_key((api["private_key"].rstrip("\n") + "\n").encode(), "cloudapi.private_key of the config")
+    return CloudAPIClient(cfg, key=key, retry_budget=60.0)
 
 
 def check_own_machine(machine, mid, cluster, role):
