@@ -50,9 +50,10 @@ def _recap(output):
 def playbook(tmp_path):
     counter = [0]
 
-    def run(sim, tasks, extra_vars=None, check=False, diff=False, expect_rc=0, play_vars=None, env=None, wrapper=()):
+    def run(sim, tasks, extra_vars=None, check=False, diff=False, expect_rc=0, play_vars=None, env=None, wrapper=(),
+            limit=None):
         """``tasks``: YAML task list for one play on localhost, or a Path of a playbook to run as it is.
-        ``wrapper``: a command line to run ansible-playbook under (e.g. faketime)."""
+        ``wrapper``: a command line to run ansible-playbook under (e.g. faketime); ``limit``: its --limit."""
         counter[0] += 1
         home = tmp_path / "home"
         if isinstance(tasks, Path):
@@ -75,6 +76,8 @@ def playbook(tmp_path):
             args.append("--check")
         if diff:
             args.append("--diff")
+        if limit:
+            args += ["--limit", limit]
         proc = subprocess.run(args, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=600, check=False)
         output = proc.stdout + proc.stderr
         entries = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []

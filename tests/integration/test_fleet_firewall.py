@@ -19,7 +19,7 @@ def spawn_firewall(sim, playbook, tmp_path, expect_rc=0, check=False, **extra_va
     - name: firewall
       ansible.builtin.include_tasks: %s
 """ % (REPO / "playbooks" / "vars" / "fleet.yml", REPO / "playbooks" / "tasks" / "fleet_firewall.yml"))
-    extra_vars = dict({"cluster": "fw", "fleet_master": {"machine": {"primaryIp": "127.0.0.1"}}}, **extra_vars)
+    extra_vars = dict({"cluster": "fw", "fleet_master_machine": {"primaryIp": "127.0.0.1"}}, **extra_vars)
     return playbook(sim, book, extra_vars=extra_vars, expect_rc=expect_rc, check=check)
 
 
@@ -92,7 +92,7 @@ def test_teardown_removes_the_rules_with_the_last_machine_only(tritonsim, playbo
 
 def test_check_mode_of_a_new_fleet_plans_the_rules_it_can_and_makes_none(tritonsim, playbook, tmp_path):
     """spawn_slaves --check: a master only planned has no address to find SSH's source with."""
-    run = spawn_firewall(tritonsim, playbook, tmp_path, check=True, fleet_master={"machine": {"primaryIp": None}})
+    run = spawn_firewall(tritonsim, playbook, tmp_path, check=True, fleet_master_machine={"primaryIp": None})
     planned = run.result("Firewall rules of the fleet")["results"]
     assert [r["item"]["description"] for r in planned] == ["locustfleet fw: Locust workers to the master"]
     assert planned[0]["changed"] is True
