@@ -99,24 +99,59 @@ def hosts(sim):
         return []
 
 
-def rss_mib(sim):
-    """{machine name: MiB}: VmRSS summed over the processes in each fleet machine's network namespace (shared
-    pages counted in every process, so an upper bound)."""
+def machine_processes(sim):
+    """(machine name, pid) of every process in each fleet machine's network namespace."""
     namespaces = {}
     for host in hosts(sim):
         path = Path("/run/netns") / host["netns"]
         if host["alias"].startswith(CLUSTER + "-") and path.exists():
             namespaces[path.stat().st_dev, path.stat().st_ino] = host["alias"]
-    kib = dict.fromkeys(namespaces.values(), 0)
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             found = os.stat("/proc/%s/ns/net" % pid)
-            if (found.st_dev, found.st_ino) in namespaces:
-                resident = re.search(r"VmRSS:\s+(\d+)", Path("/proc/%s/status" % pid).read_text())
-                kib[namespaces[found.st_dev, found.st_ino]] += int(resident.group(1)) if resident else 0
         except OSError:  # gone meanwhile
             continue
+        if (found.st_dev, found.st_ino) in namespaces:
+            yield namespaces[found.st_dev, found.st_ino], pid
+
+
+def rss_mib(sim):
+    """{machine name: MiB}: VmRSS summed over the processes of each fleet machine (shared pages counted in every
+    process, so an upper bound)."""
+    kib = {}
+    for name, pid in machine_processes(sim):
+        try:
+            resident = re.search(r"VmRSS:\s+(\d+)", Path("/proc/%s/status" % pid).read_text())
+        except OSError:
+            continue
+        kib[name] = kib.get(name, 0) + (int(resident.group(1)) if resident else 0)
     return {name: value // 1024 for name, value in kib.items()}
+
+
+def process_cpu(pid):
+    """(command name, CPU seconds) of a live process with those of the children it has waited for."""
+    stat = Path("/proc/%s/stat" % pid).read_text()
+    name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+    return name, sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+def sim_cpu(sim):
+    """CPU seconds of tritonsim's process and the children it has waited for (nspawn set-up, iptables, ...)."""
+    return process_cpu(sim.process.pid)[1]
+
+
+def machines_cpu(sim):
+    """{machine name: CPU seconds} and {command name: CPU seconds} of the fleet machines' processes since they
+    booted: each live process with its waited-for children (what a machine's init reaped counts in init)."""
+    per_machine, per_command = {}, {}
+    for name, pid in machine_processes(sim):
+        try:
+            command, cpu = process_cpu(pid)
+        except (OSError, ValueError):
+            continue
+        per_machine[name] = per_machine.get(name, 0) + cpu
+        per_command[command] = per_command.get(command, 0) + cpu
+    return per_machine, per_command
 
 
 class MasterWatch(threading.Thread):
@@ -220,10 +255,13 @@ def measure(bench, path, count, pings):
     template = path == "template"
     watch = MasterWatch(bench.sim)
     watch.start()
+    sim_cpu_before = sim_cpu(bench.sim)
     try:
         spawn = bench.spawn(count, template)
     finally:
         watch.stop()
+    spawn.sim_cpu = sim_cpu(bench.sim) - sim_cpu_before
+    spawn.machines_cpu, by_command = machines_cpu(bench.sim)
     memory = rss_mib(bench.sim)
     workers = [value for name, value in memory.items() if name != CLUSTER + "-master"]
     summary = SUMMARY.search(spawn.text)
@@ -232,6 +270,15 @@ def measure(bench, path, count, pings):
     checked = next((when for when, line in spawn.lines if line.startswith("TASK [Fleet summary]")), None)
     print("  master saw all %s worker processes: %s after the start (spawn_slaves's own check done: %s)"
           % (processes, seconds(seen), seconds(checked)), flush=True)
+    machines = sum(spawn.machines_cpu.values())
+    print("  CPU seconds the machines used since they booted: %.1f (master %.1f, workers %.1f each on average); "
+          "tritonsim %.1f; the floor these and Ansible's %.1f set on this host's %d CPUs: %.1f s"
+          % (machines, spawn.machines_cpu.get(CLUSTER + "-master", 0),
+             (machines - spawn.machines_cpu.get(CLUSTER + "-master", 0)) / max(1, count), spawn.sim_cpu,
+             spawn.control_cpu, os.cpu_count(), (machines + spawn.sim_cpu + spawn.control_cpu) / os.cpu_count()),
+          flush=True)
+    print("  the machines' CPU seconds by command: %s"
+          % ", ".join("%s %.1f" % item for item in sorted(by_command.items(), key=lambda item: -item[1])[:8]), flush=True)
     print("  resident memory of the machines' processes: master %s MiB, worker at most %s MiB, all %d MiB"
           % (memory.get(CLUSTER + "-master"), max(workers, default=0), sum(memory.values())), flush=True)
     rerun = bench.spawn(count, template)
@@ -241,7 +288,8 @@ def measure(bench, path, count, pings):
     teardown = bench.teardown()
     return {"path": path, "count": count, "spawn": spawn.took, "seen": seen, "processes": processes,
             "rerun": rerun.took, "rerun_changed": rerun.changed(), "ping": ping, "teardown": teardown.took,
-            "calls": (spawn.total(), rerun.total(), teardown.total()), "busy": spawn.busy, "control_cpu": spawn.control_cpu}
+            "calls": (spawn.total(), rerun.total(), teardown.total()), "busy": spawn.busy, "control_cpu": spawn.control_cpu,
+            "machines_cpu": sum(spawn.machines_cpu.values()), "sim_cpu": spawn.sim_cpu}
 
 
 def seconds(value):
@@ -258,12 +306,16 @@ def report(rows, template_build, pings):
               % (template_build.took, template_build.total(), json.dumps(template_build.calls)))
     print("\n| path | count | spawn | master sees all workers | worker processes | no-change re-run (changed) "
           "| ping (median of %d) | re-run / ping | CloudAPI calls spawn / re-run / teardown | teardown "
-          "| host CPUs busy during spawn | spawn's Ansible CPU |" % pings)
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| host CPUs busy during spawn | spawn's CPU-s: Ansible / machines / tritonsim | CPU floor on %d CPUs |"
+          % (pings, os.cpu_count()))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print("| %s | %d | %.1f s | %s | %s | %.1f s (%d) | %.1f s | %.2fx | %d / %d / %d | %.1f s | %.0f%% | %.1f CPU-s |"
+        cpu = (row["control_cpu"], row["machines_cpu"], row["sim_cpu"])
+        print("| %s | %d | %.1f s | %s | %s | %.1f s (%d) | %.1f s | %.2fx | %d / %d / %d | %.1f s | %.0f%% "
+              "| %.1f / %.1f / %.1f | %.1f s |"
               % (row["path"], row["count"], row["spawn"], seconds(row["seen"]), row["processes"], row["rerun"], row["rerun_changed"],
-                 row["ping"], row["rerun"] / row["ping"], *row["calls"], row["teardown"], 100 * row["busy"], row["control_cpu"]))
+                 row["ping"], row["rerun"] / row["ping"], *row["calls"], row["teardown"], 100 * row["busy"], *cpu,
+                 sum(cpu) / os.cpu_count()))
     found = {(row["path"], row["count"]): row for row in rows}
     print("\nTargets (issue 17):")
     if ("template", 1) in found and ("template", 6) in found:

@@ -119,6 +119,7 @@ def test_watcher_key_stops_only_its_own_fleet(tritonsim, playbook, tmp_path):
     tritonsim.reset_stats()
     again = playbook(tritonsim, book, extra_vars=extra)
     assert [again.result(name)["changed"] for name in IDENTITY_TASKS] == [False] * len(IDENTITY_TASKS)
+    assert [e["status"] for e in again.entries if e["task"] == IDENTITY_TASKS[0]] == ["skipped"]  # key made: no run
     assert key.read_text() == private
     by_route = tritonsim.stats()["by_route"]
     assert not [r for r in by_route if r.startswith(("Create", "Update", "Delete", "Replace"))], by_route
