@@ -23,9 +23,26 @@ Defaults differ from the server's on purpose: provision_delay 0.2 s and
 throttle off, so tests are quick and deterministic unless they ask otherwise.
 """
 
+from pathlib import Path
+
 import pytest
 
 from tritonsim.testing import launcher
+
+# Suites that boot systemd-nspawn hosts on this machine: they share its bridge, its CPUs and its clock
+# (tests/roles steps it), so tests/run gives them the machine alone, one test at a time.
+REAL_HOST_SUITES = ("hosts", "roles", "e2e")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_hosts: boots systemd-nspawn hosts (tests/hosts, tests/roles, tests/e2e)")
+
+
+def pytest_collection_modifyitems(items):
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.resolve().relative_to(tests).parts[0] in REAL_HOST_SUITES:
+            item.add_marker(pytest.mark.real_hosts)
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@
 #
 # Pins live in one place each: ansible-core, the Pythons to try (in order) and the Pythons it
 # needs in tests/requirements-core-ENTRY.txt; requests, cryptography and bcrypt in
-# requirements.txt; pytest in tests/requirements.txt; the simulator is the package in
-# ./tritonsim, installed with its own pins (tritonsim/requirements.txt) as constraints. An entry
+# requirements.txt; pytest and pytest-xdist (each test file runs in one of 2 processes) in
+# tests/requirements.txt; the simulator is the package in ./tritonsim, installed with its own pins
+# (tritonsim/requirements.txt) as constraints. An entry
 # whose Python is not on this machine is skipped with one line saying so; with CI=true a
 # skipped entry fails the run.
 set -euo pipefail
@@ -127,7 +128,7 @@ for entry in "${entries[@]}"; do
     started=$SECONDS
     pins=("$(cat "$reqs")"
           "$(pins_from requirements.txt requests cryptography bcrypt)"
-          "$(pins_from tests/requirements.txt pytest)")
+          "$(pins_from tests/requirements.txt pytest pytest-xdist execnet)")
     mapfile -t packages < <(printf '%s\n' "${pins[@]}" | grep -vE '^[[:space:]]*(#|$)')
     deps_stamp=$(printf '%s\n' "$python" "$python_version" "${packages[@]}" | cat - "$SIM_PINS" | sha256sum | cut -d' ' -f1)
     if [ ! -f "$SIM_PACKAGE/pyproject.toml" ]; then
@@ -160,7 +161,7 @@ for entry in "${entries[@]}"; do
     setup_time=$((SECONDS - started))
 
     started=$SECONDS
-    if PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" -m pytest -p no:cacheprovider -q "${TESTS[@]}" "${pytest_args[@]}"; then
+    if PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" -m pytest -p no:cacheprovider -q -n 2 --dist loadfile "${TESTS[@]}" "${pytest_args[@]}"; then
         result=passed
     else
         result=FAILED
