@@ -94,7 +94,7 @@ class Events:
 
 
 def host_snapshot():
-    """What cleanup must leave as it found: netns, links, mounts, iptables, ip_forward."""
+    """What cleanup must leave as it found: netns, links, mounts, iptables, ip_forward, machine cgroups."""
     def out(*args):
         return subprocess.run(args, capture_output=True, text=True, check=False).stdout
     links = sorted(line.split(":")[1].strip().split("@")[0]
@@ -111,14 +111,27 @@ def host_snapshot():
         "ip_forward": forward,
         "run_netns": os.path.exists("/run/netns"),
         "run_systemd_nspawn": os.path.exists("/run/systemd/nspawn"),
+        "cgroups": machine_cgroups(),
         "nspawn_procs": sorted(" ".join(fsutil.pid_cmdline(int(p))) for p in os.listdir("/proc")
                                if p.isdigit() and any("TRITONSIM_NSPAWN" in a
                                                       for a in fsutil.pid_cmdline(int(p)))),
     }
 
 
-# names every tritonsim nspawn manager uses (see network.py, container.py)
-_TRITONSIM_MARKS = ("tritonsim-", "tsbr-", "tsv", "/run/netns", "/machines/", "TRITONSIM_NSPAWN")
+def machine_cgroups(top="/sys/fs/cgroup", depth=6):
+    """The cgroup directories of tritonsim's containers (cgroups.py: named after the container)."""
+    found = []
+    for path, dirs, _files in os.walk(top):
+        if os.path.basename(path).startswith("tsim-"):
+            found.append(path)
+            dirs[:] = []
+        elif path.count("/") - top.count("/") >= depth:
+            dirs[:] = []
+    return sorted(found)
+
+
+# names every tritonsim nspawn manager uses (see network.py, container.py, cgroups.py)
+_TRITONSIM_MARKS = ("tritonsim-", "tsbr-", "tsv", "/run/netns", "/machines/", "TRITONSIM_NSPAWN", "/tsim-")
 _SHARED_KEYS = ("ip_forward", "run_netns", "run_systemd_nspawn")
 
 

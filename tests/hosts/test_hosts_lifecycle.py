@@ -87,9 +87,8 @@ def test_systemd_is_pid1_and_system_running(fleet, ssh):
     for m in fleet.values():
         assert ssh.out(m.ip, "cat /proc/1/comm") == "systemd"
         state = ssh.run(m.ip, "timeout 60 systemctl is-system-running --wait", check=False)
-        assert state.stdout.strip() in ("running", "degraded"), state
-        if state.stdout.strip() == "degraded":
-            print(ssh.out(m.ip, "systemctl --failed --no-legend"))
+        # no unit failed (two machines booting together once failed one now and then: 219/CGROUP)
+        assert state.stdout.strip() == "running", ssh.out(m.ip, "systemctl --failed --no-legend")
 
 
 def test_root_user_manager_outlives_its_sessions(fleet, ssh):
@@ -107,6 +106,29 @@ def test_root_user_manager_outlives_its_sessions(fleet, ssh):
     took = time.monotonic() - started
     assert before and after == before, "root's user manager was stopped between two logins 12 s apart"
     assert took < 10, "a login 12 s after the last session took %.1f s" % took
+
+
+def test_each_guest_has_a_cgroup_tree_of_its_own(fleet, ssh):
+    """Guests that shared one cgroup tree (every nspawn put its payload in the same cgroup) shared
+    the cgroup of each unit of the same name: a short unit ending in one guest took its cgroup away
+    from the other guest's, which failed with 219/CGROUP (now and then a boot unit of machines
+    booting together), and one guest's root could kill the other's processes through cgroup.kill."""
+    a, b = fleet["a"], fleet["b"]
+    unit = "/sys/fs/cgroup/unified/system.slice/tsim-probe.service"
+    for m in (a, b):
+        ssh.run(m.ip, "systemd-run --quiet --unit=tsim-probe sleep 600")
+    try:
+        for m in (a, b):
+            # only its own process, none from outside its pid namespace (listed as 0)
+            assert ssh.out(m.ip, "cat %s/cgroup.procs" % unit) == ssh.out(m.ip, "systemctl show -p MainPID --value tsim-probe")
+        ssh.run(a.ip, "echo 1 > %s/cgroup.kill" % unit)
+        wait_until(lambda: ssh.run(a.ip, "systemctl is-active --quiet tsim-probe", check=False).returncode != 0,
+                   timeout=10, what="A's unit killed")
+        time.sleep(0.5)
+        assert ssh.run(b.ip, "systemctl is-active tsim-probe", check=False).stdout.strip() == "active"
+    finally:
+        for m in (a, b):
+            ssh.run(m.ip, "systemctl stop tsim-probe; systemctl reset-failed tsim-probe", check=False)
 
 
 def test_mdata_get_sdc_and_customer_keys(fleet, ssh):

@@ -352,3 +352,76 @@ def test_create_without_updates_writes_metadata_once(standin_backend):
     backend.create(dict(MACHINE), {"id": "seed-image"}, {"v": "0"}, ["ssh-ed25519 K"])
     assert backend.events.provisioned.wait(10)
     assert hm.machines[MID] == {"v": "0"} and hm.updates == 0   # the boot wrote it, nothing after
+
+
+# ------------------------------------------------------------------ each container's cgroups
+
+HYBRID_MOUNTS = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+HYBRID_CGROUP = "9:name=systemd:/user.slice/session-4.scope\n1:cpu:/\n0::/user.slice/session-4.scope\n"
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_cgroups_of_a_container_on_a_hybrid_host(tmp_path):
+    from tritonsim.nspawn import cgroups  # pylint: disable=import-outside-toplevel
+    dirs = cgroups.machine_dirs("tsim-0123456789ab", write(tmp_path, "mi", HYBRID_MOUNTS), write(tmp_path, "cg", HYBRID_CGROUP))
+    assert dirs == ["/sys/fs/cgroup/unified/user.slice/session-4.scope/tsim-0123456789ab",
+                    "/sys/fs/cgroup/systemd/user.slice/session-4.scope/tsim-0123456789ab"]
+
+
+def test_cgroups_of_a_container_on_a_cgroup2_host_inside_a_service(tmp_path):
+    from tritonsim.nspawn import cgroups  # pylint: disable=import-outside-toplevel
+    mounts = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+    dirs = cgroups.machine_dirs("tsim-x", write(tmp_path, "mi", mounts), write(tmp_path, "cg", "0::/system.slice/tritonsim.service\n"))
+    assert dirs == ["/sys/fs/cgroup/system.slice/tritonsim.service/tsim-x"]
+
+
+def test_cgroups_of_a_container_where_the_mount_shows_a_subtree(tmp_path):
+    """Inside a container of its own, /sys/fs/cgroup shows the subtree its cgroup namespace starts at."""
+    from tritonsim.nspawn import cgroups  # pylint: disable=import-outside-toplevel
+    mounts = "30 23 0:26 /payload /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+    dirs = cgroups.machine_dirs("tsim-x", write(tmp_path, "mi", mounts), write(tmp_path, "cg", "0::/payload/app.scope\n"))
+    assert dirs == ["/sys/fs/cgroup/app.scope/tsim-x"]
+
+
+def test_no_cgroups_where_the_host_mounts_no_systemd_hierarchy(tmp_path):
+    from tritonsim.nspawn import cgroups  # pylint: disable=import-outside-toplevel
+    mounts = "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+    assert cgroups.machine_dirs("tsim-x", write(tmp_path, "mi", mounts), write(tmp_path, "cg", "1:cpu:/\n")) == []
+    assert cgroups.join_command([], ["nsenter", "x"]) == ["nsenter", "x"]
+
+
+def test_the_command_starts_in_the_cgroups(tmp_path):
+    """join_command's shell writes its own pid to each cgroup.procs, then execs the command (same pid)."""
+    from tritonsim.nspawn import cgroups  # pylint: disable=import-outside-toplevel
+    dirs = [tmp_path / "unified" / "tsim-x", tmp_path / "systemd" / "tsim-x"]
+    cgroups.make([str(d) for d in dirs])
+    cmd = cgroups.join_command([str(d) for d in dirs], [sys.executable, "-c", "import os; print(os.getpid())"])
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert [(d / "cgroup.procs").read_text().strip() for d in dirs] == [res.stdout.strip()] * 2
+
+
+def test_the_command_does_not_start_outside_its_cgroup(tmp_path):
+    from tritonsim.nspawn import cgroups  # pylint: disable=import-outside-toplevel
+    cmd = cgroups.join_command([str(tmp_path / "missing")], ["touch", str(tmp_path / "ran")])
+    assert subprocess.run(cmd, capture_output=True, check=False).returncode == 125
+    assert not (tmp_path / "ran").exists()
+
+
+def test_removing_a_containers_cgroups_goes_bottom_up(tmp_path):
+    from tritonsim.nspawn import cgroups  # pylint: disable=import-outside-toplevel
+    top = tmp_path / "tsim-x"
+    (top / "payload" / "system.slice" / "a.service").mkdir(parents=True)
+    (top / "supervisor").mkdir()
+    (tmp_path / "tsim-y").mkdir()
+    assert cgroups.remove([str(top)], timeout=0.5) == []
+    assert not top.exists() and (tmp_path / "tsim-y").is_dir()

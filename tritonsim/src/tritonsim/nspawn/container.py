@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from . import fsutil, guestfs, shared
+from . import cgroups, fsutil, guestfs, shared
 from .cmd import run, which
 from .errors import HostError
 from .metadata import GUEST_METADATA_DIR
@@ -168,10 +168,11 @@ def start_console_relay(path, limit=None):
     return relay, write_fd
 
 
-def launch(m, root, machine_dir):
-    """Start systemd-nspawn in its own session; return the Popen."""
+def launch(m, root, machine_dir, cgroup_dirs=()):
+    """Start systemd-nspawn in its own session, in the cgroups ``cgroup_dirs`` (cgroups.py);
+    return the Popen."""
     p = paths(machine_dir)
-    cmd = nspawn_command(m, root, p["metadata"])
+    cmd = cgroups.join_command(cgroup_dirs, nspawn_command(m, root, p["metadata"]))
     shared.note_path("/run/systemd/nspawn")
     relay, logfd = start_console_relay(p["console.log"])
     try:

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 
-from . import container, firewall, fsutil, image, network, shared
+from . import cgroups, container, firewall, fsutil, image, network, shared
 from . import metadata as mdoc
 from .cmd import check_prerequisites
 from .errors import HostError, MachineNotFound, MachineStateError
@@ -280,8 +280,11 @@ class HostManager:
         self._enforce_firewall(m)   # before the guest runs: no unprotected moment
         root = container.mount_overlay(image.rootfs_of(m["image_dir"]), m["dir"])
         self._write_metadata(m)
+        cgroup_dirs = cgroups.machine_dirs(m["nspawn_name"])
+        cgroups.make(cgroup_dirs)
+        self._set(m, cgroups=cgroup_dirs)
         started = time.monotonic()
-        proc = container.launch(m, root, m["dir"])
+        proc = container.launch(m, root, m["dir"], cgroup_dirs)
         run = _Run(proc, fsutil.pid_starttime(proc.pid))
         with self._lock:
             self._runs[m["id"]] = run
@@ -344,8 +347,11 @@ class HostManager:
                                      run.exited.wait)
 
     def _teardown_runtime(self, m, keep_net=False):
-        """Unmount the overlay and remove netns + veth (machine data stays)."""
+        """Unmount the overlay, remove the container's cgroups and netns + veth (machine data stays)."""
         container.unmount_overlay(m["dir"])
+        if m.get("cgroups"):
+            cgroups.remove(m["cgroups"])
+            self._set(m, cgroups=None)
         if not keep_net:
             network.teardown_machine_net(m)
         for d in container.leftover_nspawn_dirs(m["nspawn_name"]):
