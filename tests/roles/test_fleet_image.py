@@ -96,7 +96,8 @@ def unit(fleet, name, service):
 
 def assert_runs(fleet, name, service):
     state = unit(fleet, name, service)
-    assert state["ActiveState"] == "active" and state["SubState"] == "running", (name, service, state)
+    assert state["ActiveState"] == "active" and state["SubState"] == "running", (
+        name, service, state, fleet.out(name, "journalctl -b --no-pager -n 40 -u %s" % service, check=False))
 
 
 def assert_skipped(fleet, name, service):
@@ -305,6 +306,33 @@ def test_a_waiting_worker_connects_soon_after_its_master_is_known(image_fleet):
     took = time.monotonic() - started
     print("\n[fleet_image] workers connected %.1fs after their master's address arrived" % took)
     assert took < 7, "the workers connected %.1f s after their master's address arrived" % took
+
+
+def test_workers_up_before_their_master_connect_when_it_comes(image_fleet):
+    """The other order of boots: the workers know their master's address while the master is not up
+    (stopped here: still booting, or stopped by its watcher and started after them). Locust's worker
+    asks the master again every 5 s (for 5 minutes; then supervisord starts it again), so the
+    workers connect soon after the master answers, with nothing run on them."""
+    fleet = image_fleet
+    nproc = fleet.nproc("worker")
+    fleet.action("master", "stop")
+    fleet.wait_state("master", "stopped")
+    fleet.run("worker", "systemctl restart supervisor.service")
+    wait_until(lambda: len(running_workers(fleet, "worker")) == nproc, timeout=60, interval=0.5,
+               what="the worker machine's %d processes started again" % nproc)
+    time.sleep(12)  # at least two of Locust's connection attempts find no master
+    assert len(running_workers(fleet, "worker")) == nproc, fleet.out("worker", "supervisorctl status", check=False)
+    assert locust_processes(fleet, "worker", "worker") == nproc
+
+    fleet.action("master", "start")
+    fleet.wait_state("master", "running")
+    started = time.monotonic()
+    wait_until(lambda: fleet.connected_workers() == nproc, timeout=90, interval=0.5,
+               what="the worker machine's %d processes connected to the master started after them" % nproc)
+    took = time.monotonic() - started
+    print("\n[fleet_image] workers up first connected %.1fs after their master was running" % took)
+    assert took < 30, "the workers connected %.1f s after their master was running (its boot, then one 5 s retry)" % took
+    assert "FATAL" not in fleet.out("worker", "supervisorctl status", check=False)
 
 
 def test_a_reboot_takes_the_new_metadata(image_fleet):
