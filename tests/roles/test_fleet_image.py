@@ -124,6 +124,14 @@ def wait_booted(fleet, name, timeout=180):
     return fleet.run(name, "systemctl is-system-running --wait", check=False, timeout=timeout).stdout.strip()
 
 
+def seconds_until_connected(fleet, nproc, when, timeout=60):
+    """Seconds from now until the master has the worker machine's ``nproc`` processes."""
+    started = time.monotonic()
+    wait_until(lambda: fleet.connected_workers() == nproc, timeout=timeout, interval=0.25,
+               what="the worker machine's %d processes connected to the master %s" % (nproc, when))
+    return time.monotonic() - started
+
+
 def reboot(fleet, names):
     for name in names:
         fleet.run(name, "touch %s" % BOOT_MARK)
@@ -300,10 +308,7 @@ def test_a_waiting_worker_connects_soon_after_its_master_is_known(image_fleet):
     wait_until(lambda: fleet.connected_workers() == 0, timeout=60, interval=0.5, what="the workers gone from the master")
     time.sleep(1)  # the worker processes are waiting for the address now
     set_metadata(fleet, "worker", locust_master_host=fleet.ip("master"))
-    started = time.monotonic()
-    wait_until(lambda: fleet.connected_workers() == nproc, timeout=60, interval=0.25,
-               what="the worker machine's %d processes connected to the master" % nproc)
-    took = time.monotonic() - started
+    took = seconds_until_connected(fleet, nproc, "after its address arrived")
     print("\n[fleet_image] workers connected %.1fs after their master's address arrived" % took)
     assert took < 7, "the workers connected %.1f s after their master's address arrived" % took
 
@@ -326,10 +331,7 @@ def test_workers_up_before_their_master_connect_when_it_comes(image_fleet):
 
     fleet.action("master", "start")
     fleet.wait_state("master", "running")
-    started = time.monotonic()
-    wait_until(lambda: fleet.connected_workers() == nproc, timeout=90, interval=0.5,
-               what="the worker machine's %d processes connected to the master started after them" % nproc)
-    took = time.monotonic() - started
+    took = seconds_until_connected(fleet, nproc, "started after them", timeout=90)
     print("\n[fleet_image] workers up first connected %.1fs after their master was running" % took)
     assert took < 30, "the workers connected %.1f s after their master was running (its boot, then one 5 s retry)" % took
     assert "FATAL" not in fleet.out("worker", "supervisorctl status", check=False)
