@@ -299,9 +299,9 @@ def configure_sshd(rootfs):
 
 def configure_logind(rootfs):
     """Keep each user's manager (user@UID.service) once started. logind stops it 10 s after the user's
-    last session by default; in a guest on a cgroup v1 host that stop can hang in final-sigkill for
-    minutes (the guest's systemd hears of no emptied cgroup of a delegated unit), and every login of
-    that user waits for it meanwhile."""
+    last session by default, so every SSH login more than 10 s after the previous one (each task of
+    a playbook run that comes after a pause) paid for a new one. (While the guests shared one cgroup
+    tree, see cgroups.py, such a stop also hung for minutes, and logins with it.)"""
     d = os.path.join(rootfs, "etc/systemd/logind.conf.d")
     os.makedirs(d, exist_ok=True)
     fsutil.write_atomic(os.path.join(d, "tritonsim.conf"),
